@@ -1,0 +1,201 @@
+//! Runtime configuration: embedded defaults, then an optional TOML file, then
+//! `PORTCULLIS_*` environment variables (nested keys joined with `__`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// File read when `PORTCULLIS_CONFIG` is not set; absent is fine.
+pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
+
+/// Shortest token lifetime a registry tolerates without clock-skew trouble.
+pub const MIN_TOKEN_TTL: u64 = 60;
+
+/// Everything Portcullis can be told, with its defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Directory holding the database, the keys and the admin socket.
+    pub data_dir: PathBuf,
+    /// URL clients reach Portcullis at; the realm is this plus `/v2/token`.
+    pub public_url: String,
+    /// Name of the registry service; must match the registry's `auth.token.service`.
+    pub service: String,
+    /// `iss` of every token; must match the registry's `auth.token.issuer`.
+    pub issuer: String,
+    /// Lifetime of a registry token in seconds.
+    pub token_ttl: u64,
+    /// Most application tokens one user may hold.
+    pub token_limit: u32,
+    /// Refuse passwords on `/v2/token`; only application tokens (and refresh
+    /// tokens obtained with them) work there.
+    pub tokens_only: bool,
+    /// A refresh token unused for this many seconds expires.
+    pub refresh_idle_ttl: u64,
+    /// A refresh token expires this many seconds after it was issued, used or not.
+    pub refresh_max_ttl: u64,
+    /// Password for the initial `admin` account, used only on first start.
+    #[serde(skip_serializing)]
+    pub admin_password: Option<String>,
+    /// Log filter (`info`, `portcullis=debug`, ...); `RUST_LOG` is used when unset.
+    pub log: Option<String>,
+    /// `text` for people, `json` for log collectors (one object per line).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5001)),
+            data_dir: PathBuf::from("data"),
+            public_url: "http://127.0.0.1:5001".to_owned(),
+            service: "registry".to_owned(),
+            issuer: "portcullis".to_owned(),
+            token_ttl: 900,
+            token_limit: 5,
+            tokens_only: false,
+            refresh_idle_ttl: 30 * 24 * 3600,
+            refresh_max_ttl: 365 * 24 * 3600,
+            admin_password: None,
+            log: None,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Loads defaults ← TOML file ← environment and validates the result.
+    pub fn load() -> Result<Config, ConfigError> {
+        let file = std::env::var_os("PORTCULLIS_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        Self::from_figment(Self::figment(&file))
+    }
+
+    /// The provider chain, exposed so tests can layer their own values.
+    pub fn figment(file: &Path) -> Figment {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("PORTCULLIS_").ignore(&["config"]).split("__"))
+    }
+
+    /// Extracts and validates a configuration from any figment.
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.token_ttl < MIN_TOKEN_TTL {
+            return invalid("token_ttl", "must be at least 60 seconds");
+        }
+        if self.token_limit == 0 {
+            return invalid("token_limit", "must be at least 1");
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return invalid("public_url", "must start with http:// or https://");
+        }
+        if self.service.trim().is_empty() {
+            return invalid("service", "must not be empty");
+        }
+        if self.issuer.trim().is_empty() {
+            return invalid("issuer", "must not be empty");
+        }
+        if self.refresh_idle_ttl == 0 || self.refresh_max_ttl < self.refresh_idle_ttl {
+            return invalid(
+                "refresh_max_ttl",
+                "must be at least refresh_idle_ttl, and both above zero",
+            );
+        }
+        Ok(())
+    }
+
+    /// The token endpoint URL registries send clients to.
+    pub fn realm(&self) -> String {
+        format!("{}/v2/token", self.public_url.trim_end_matches('/'))
+    }
+
+    /// Whether cookies must carry `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_file_and_env_layer_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file("p.toml", "service = \"from-file\"\ntoken_ttl = 120\n")?;
+            jail.set_env("PORTCULLIS_TOKEN_TTL", "300");
+            let config = Config::from_figment(Config::figment(Path::new("p.toml"))).unwrap();
+            assert_eq!(config.service, "from-file");
+            assert_eq!(config.token_ttl, 300);
+            assert_eq!(config.token_limit, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_TOKEN_TTLL", "300");
+            let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
+            assert!(err.to_string().contains("token_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn too_short_ttl_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_TOKEN_TTL", "59");
+            let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
+            assert!(err.to_string().contains("token_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn malformed_value_names_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_TOKENS_ONLY", "maybe");
+            let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
+            assert!(err.to_string().to_lowercase().contains("tokens_only"), "{err}");
+            Ok(())
+        });
+    }
+}

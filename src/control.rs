@@ -1,0 +1,255 @@
+//! The control channel: CLI management commands run inside the server when
+//! it is up (over a Unix socket in the data directory), or directly on the
+//! database when it is not. redb allows one process per file, so this is how
+//! the CLI never fails with "database already open".
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+
+use crate::auth::password::Password;
+use crate::config::Config;
+use crate::manage::{ManageError, Manager};
+use crate::registry::policy::AccessLevel;
+use crate::store::{AppToken, StoreError};
+
+/// File name of the socket inside the data directory.
+pub const SOCKET: &str = "control.sock";
+/// Longest request line accepted on the socket.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// One management command.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    UserAdd {
+        name: String,
+        admin: bool,
+        password: String,
+    },
+    UserList,
+    UserPasswd {
+        name: String,
+        password: String,
+    },
+    UserDisable {
+        name: String,
+    },
+    UserEnable {
+        name: String,
+    },
+    UserDelete {
+        name: String,
+    },
+    TokenCreate {
+        user: String,
+        name: String,
+        access: AccessLevel,
+        expires_in_days: Option<u32>,
+    },
+    TokenList {
+        user: String,
+    },
+    TokenRevoke {
+        user: String,
+        name: String,
+    },
+}
+
+/// A user as listed, without the password hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub admin: bool,
+    pub disabled: bool,
+    pub created: i64,
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Done { message: String },
+    Users { users: Vec<UserSummary> },
+    Tokens { tokens: Vec<AppToken> },
+    Secret { secret: String },
+    Failed { error: String },
+}
+
+/// Runs one request against the store. Blocking (argon2, redb writes).
+pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
+    let done = |message: String| Response::Done { message };
+    let result = match request {
+        Request::UserAdd {
+            name,
+            admin,
+            password,
+        } => manager
+            .add_user(&name, admin, &Password::new(password), now)
+            .map(|_| done(format!("user {name} created"))),
+        Request::UserList => manager.users().map(|users| Response::Users {
+            users: users
+                .into_iter()
+                .map(|u| UserSummary {
+                    name: u.name,
+                    admin: u.admin,
+                    disabled: u.disabled,
+                    created: u.created,
+                })
+                .collect(),
+        }),
+        Request::UserPasswd { name, password } => manager
+            .set_password(&name, &Password::new(password))
+            .map(|_| {
+                done(format!(
+                    "password of {name} changed; refresh tokens obtained with the old one revoked"
+                ))
+            }),
+        Request::UserDisable { name } => manager
+            .set_disabled(&name, true)
+            .map(|_| done(format!("user {name} disabled"))),
+        Request::UserEnable { name } => manager
+            .set_disabled(&name, false)
+            .map(|_| done(format!("user {name} enabled"))),
+        Request::UserDelete { name } => manager
+            .delete_user(&name)
+            .map(|_| done(format!("user {name} deleted with all their tokens"))),
+        Request::TokenCreate {
+            user,
+            name,
+            access,
+            expires_in_days,
+        } => manager
+            .create_token(&user, &name, access, expires_in_days, now)
+            .map(|(_, secret)| Response::Secret {
+                secret: secret.expose().to_owned(),
+            }),
+        Request::TokenList { user } => manager
+            .tokens(&user)
+            .map(|tokens| Response::Tokens { tokens }),
+        Request::TokenRevoke { user, name } => manager
+            .revoke_token(&user, &name)
+            .map(|_| done(format!("token {name:?} of {user} revoked"))),
+    };
+    result.unwrap_or_else(|e| Response::Failed {
+        error: describe(&e),
+    })
+}
+
+fn describe(error: &ManageError) -> String {
+    match error {
+        ManageError::Store(StoreError::Db(_) | StoreError::Corrupt { .. }) => {
+            tracing::error!(error = %error, "control request failed");
+            format!("storage failure: {error}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Serves the control socket until the task is dropped.
+pub async fn serve(dir: &Path, manager: Manager) -> anyhow::Result<()> {
+    let path = dir.join(SOCKET);
+    // We hold the database lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let manager = Arc::new(manager);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let manager = Arc::clone(&manager);
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, manager).await {
+                tracing::warn!(error = %e, "control connection failed");
+            }
+        });
+    }
+}
+
+async fn handle(stream: tokio::net::UnixStream, manager: Arc<Manager>) -> anyhow::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    tokio::io::BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            tokio::task::spawn_blocking(move || execute(&manager, request, now)).await?
+        }
+        Err(e) => Response::Failed {
+            error: format!("malformed control request: {e}"),
+        },
+    };
+    let mut out = serde_json::to_vec(&response)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+/// Runs `request` in the server if it is up, else directly on the database.
+pub fn run(config: &Config, request: Request) -> anyhow::Result<Response> {
+    let path = config.data_dir.join(SOCKET);
+    // The server may be starting (database locked, socket not yet bound):
+    // retry for a few seconds before giving up.
+    for _ in 0..50 {
+        if let Some(response) = over_socket(&path, &request)? {
+            return Ok(response);
+        }
+        match crate::open_store(config) {
+            Ok(store) => {
+                let manager = Manager::new(Arc::new(store), config.token_limit);
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                return Ok(execute(&manager, request, now));
+            }
+            Err(e) if is_already_open(&e) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(e),
+        }
+    }
+    bail!(
+        "the database is locked by another process, and no server answers on {}",
+        path.display()
+    )
+}
+
+fn is_already_open(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::AlreadyOpen)
+    )
+}
+
+/// Sends the request over the socket; `None` when no server listens there.
+fn over_socket(path: &PathBuf, request: &Request) -> anyhow::Result<Option<Response>> {
+    let mut stream = match UnixStream::connect(path) {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("connecting to {}", path.display())),
+    };
+    let mut line = serde_json::to_vec(request)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    if answer.is_empty() {
+        bail!("the server closed the control connection without answering; see its log");
+    }
+    Ok(Some(
+        serde_json::from_str(&answer).context("reading the server's answer")?,
+    ))
+}

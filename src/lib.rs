@@ -1,0 +1,123 @@
+//! Portcullis: a token authentication server for private container
+//! registries. This crate builds the application so that `main` and the
+//! tests start it the same way.
+
+pub mod auth;
+pub mod config;
+pub mod control;
+pub mod manage;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod web;
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use auth::password::{self, Password};
+use auth::{AuthSettings, Authenticator, Now};
+use config::Config;
+use manage::Manager;
+use registry::keys::{self, Keys};
+use store::{Store, User};
+
+/// Name of the account created on first start.
+pub const INITIAL_ADMIN: &str = "admin";
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub keys: Keys,
+    pub auth: Authenticator,
+    pub manager: Manager,
+}
+
+impl AppState {
+    /// Opens the data directory, creating on first start the database, the
+    /// CA, the signing key and the initial admin account.
+    pub fn open(config: Config) -> anyhow::Result<AppState> {
+        let dir = &config.data_dir;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+
+        let store = Arc::new(open_store(&config)?);
+        let now = Now::real();
+        let keys = keys::load_or_create(dir, time::OffsetDateTime::now_utc())?;
+        create_initial_admin(&store, &config, now.unix)?;
+
+        let settings = AuthSettings {
+            tokens_only: config.tokens_only,
+            refresh_idle_ttl: config.refresh_idle_ttl as i64,
+            refresh_max_ttl: config.refresh_max_ttl as i64,
+        };
+        let usage = Arc::new(auth::usage::UsageLog::default());
+        let auth = Authenticator::new(Arc::clone(&store), settings, usage)?;
+        let manager = Manager::new(Arc::clone(&store), config.token_limit);
+        Ok(AppState {
+            config,
+            store,
+            keys,
+            auth,
+            manager,
+        })
+    }
+
+    /// Writes remembered last-used times to the store.
+    pub fn flush_usage(&self) -> Result<(), store::StoreError> {
+        let uses = self.auth.usage.take();
+        self.store
+            .record_uses(&uses)
+            .inspect_err(|_| self.auth.usage.restore(uses.clone()))
+    }
+}
+
+/// Opens the database file in the configured data directory.
+pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.data_dir.join(store::DB_FILE);
+    Store::open(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn create_initial_admin(store: &Store, config: &Config, now: i64) -> anyhow::Result<()> {
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (Password::new(p.clone()), false),
+        None => (Password::new(generate_password()), true),
+    };
+    let user = User {
+        name: INITIAL_ADMIN.to_owned(),
+        password_hash: Some(password::hash(&password)),
+        admin: true,
+        disabled: false,
+        created: now,
+        credential_epoch: 0,
+    };
+    if store.create_initial_admin(&user)? {
+        tracing::info!(user = INITIAL_ADMIN, "initial admin account created");
+        if generated {
+            // Printed to the terminal once, never to the log.
+            eprintln!(
+                "\n  Initial admin account created.\n    user:     {INITIAL_ADMIN}\n    \
+                 password: {}\n  It is shown only this once: change it after signing in.\n",
+                password.expose()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn generate_password() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}

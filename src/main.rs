@@ -1,0 +1,291 @@
+//! The `portcullis` command: the server and its management CLI.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use portcullis::config::{Config, LogFormat};
+use portcullis::control::{self, Request, Response};
+use portcullis::registry::keys;
+use portcullis::registry::policy::AccessLevel;
+
+/// Token authentication server for private container registries.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (token endpoint, web UI, control socket).
+    Serve,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage application tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the CA certificate bundle for the registry's `rootcertbundle`.
+    Cert,
+    /// Print a registry config.yml wired to this server.
+    RegistryConfig {
+        /// Where the registry will find the certificate bundle (default: the
+        /// CA file in the data directory).
+        #[arg(long)]
+        rootcertbundle: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add {
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+    /// Set a user's password, read from standard input.
+    Passwd { name: String },
+    /// Disable an account: its tokens and refresh tokens stop working.
+    Disable { name: String },
+    /// Re-enable a disabled account.
+    Enable { name: String },
+    /// Delete an account and every token it owns.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an application token; prints only the secret.
+    Create {
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// pull, push (implies pull) or delete (implies both).
+        #[arg(long, default_value = "pull", value_parser = parse_access)]
+        access: AccessLevel,
+        /// Expire after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_in: Option<u32>,
+    },
+    /// List a user's tokens (never their secrets).
+    List { user: String },
+    /// Revoke a token by name.
+    Revoke { user: String, name: String },
+}
+
+fn parse_access(s: &str) -> Result<AccessLevel, String> {
+    AccessLevel::parse(s).ok_or_else(|| format!("{s:?} is not one of pull, push, delete"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load()?;
+    let serving = matches!(cli.command, Command::Serve);
+    init_logging(&config, serving);
+    match cli.command {
+        Command::Serve => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(portcullis::server::serve(config))
+        }
+        Command::User(command) => user(&config, command),
+        Command::Token(command) => token(&config, command),
+        Command::Cert => {
+            let keys = load_keys(&config)?;
+            print!("{}", keys.ca_pem);
+            Ok(())
+        }
+        Command::RegistryConfig { rootcertbundle } => {
+            let keys = load_keys(&config)?;
+            let bundle = rootcertbundle.unwrap_or(std::path::absolute(&keys.ca_path)?);
+            print!("{}", registry_config(&config, &bundle));
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = config
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| default.to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let request = match command {
+        UserCommand::Add { name, admin } => Request::UserAdd {
+            name,
+            admin,
+            password: read_password()?,
+        },
+        UserCommand::List => Request::UserList,
+        UserCommand::Passwd { name } => Request::UserPasswd {
+            name,
+            password: read_password()?,
+        },
+        UserCommand::Disable { name } => Request::UserDisable { name },
+        UserCommand::Enable { name } => Request::UserEnable { name },
+        UserCommand::Delete { name } => Request::UserDelete { name },
+    };
+    print_response(control::run(config, request)?)
+}
+
+fn token(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
+    let request = match command {
+        TokenCommand::Create {
+            user,
+            name,
+            access,
+            expires_in,
+        } => Request::TokenCreate {
+            user,
+            name,
+            access,
+            expires_in_days: expires_in,
+        },
+        TokenCommand::List { user } => Request::TokenList { user },
+        TokenCommand::Revoke { user, name } => Request::TokenRevoke { user, name },
+    };
+    print_response(control::run(config, request)?)
+}
+
+fn print_response(response: Response) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match response {
+        Response::Failed { error } => bail!("{error}"),
+        Response::Done { message } => eprintln!("{message}"),
+        Response::Secret { secret } => writeln!(out, "{secret}")?,
+        Response::Users { users } => {
+            writeln!(
+                out,
+                "{:<24} {:<6} {:<9} CREATED",
+                "NAME", "ADMIN", "DISABLED"
+            )?;
+            for u in users {
+                writeln!(
+                    out,
+                    "{:<24} {:<6} {:<9} {}",
+                    u.name,
+                    yes(u.admin),
+                    yes(u.disabled),
+                    date(Some(u.created))
+                )?;
+            }
+        }
+        Response::Tokens { tokens } => {
+            writeln!(
+                out,
+                "{:<24} {:<7} {:<21} {:<21} EXPIRES",
+                "NAME", "ACCESS", "CREATED", "LAST USED"
+            )?;
+            for t in tokens {
+                writeln!(
+                    out,
+                    "{:<24} {:<7} {:<21} {:<21} {}",
+                    t.name,
+                    t.access.as_str(),
+                    date(Some(t.created)),
+                    date(t.last_used),
+                    date(t.expires)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn yes(flag: bool) -> &'static str {
+    if flag { "yes" } else { "no" }
+}
+
+fn date(unix: Option<i64>) -> String {
+    unix.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Reads a password: prompted twice on a terminal, one line otherwise.
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(password)
+}
+
+fn load_keys(config: &Config) -> anyhow::Result<keys::Keys> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    Ok(keys::load_or_create(
+        &config.data_dir,
+        OffsetDateTime::now_utc(),
+    )?)
+}
+
+fn registry_config(config: &Config, bundle: &std::path::Path) -> String {
+    format!(
+        "# Registry configuration generated by `portcullis registry-config`.\n\
+         # realm, service, issuer and rootcertbundle must match Portcullis.\n\
+         version: 0.1\n\
+         log:\n  level: info\n\
+         storage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  \
+         # Lets `delete` grants take effect.\n  delete:\n    enabled: true\n\
+         http:\n  addr: :5000\n\
+         auth:\n  token:\n    realm: {realm}\n    service: {service}\n    issuer: {issuer}\n    \
+         rootcertbundle: {bundle}\n",
+        realm = yaml_quote(&config.realm()),
+        service = yaml_quote(&config.service),
+        issuer = yaml_quote(&config.issuer),
+        bundle = yaml_quote(&bundle.display().to_string()),
+    )
+}
+
+/// A YAML double-quoted scalar: safe for any value.
+fn yaml_quote(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}

@@ -1,0 +1,232 @@
+//! Account and token management shared by the CLI, the control socket and
+//! the web UI: validation, hashing, then one store call.
+
+use std::sync::Arc;
+
+use crate::auth::password::{self, Password};
+use crate::auth::secret::{SecretKind, TokenSecret};
+use crate::registry::policy::AccessLevel;
+use crate::registry::scope::is_path_component;
+use crate::store::{AppToken, NewToken, Store, StoreError, User};
+
+/// Longest user name; names are registry namespaces.
+pub const MAX_USER_NAME: usize = 64;
+/// Longest token name.
+pub const MAX_TOKEN_NAME: usize = 64;
+/// Longest token lifetime a person can choose.
+pub const MAX_EXPIRY_DAYS: u32 = 3650;
+
+/// Why a management operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// The input breaks a rule; the message says which, for a person.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T, E = ManageError> = std::result::Result<T, E>;
+
+/// Management operations over the store.
+#[derive(Clone)]
+pub struct Manager {
+    store: Arc<Store>,
+    token_limit: u32,
+}
+
+impl Manager {
+    pub fn new(store: Arc<Store>, token_limit: u32) -> Manager {
+        Manager { store, token_limit }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn token_limit(&self) -> u32 {
+        self.token_limit
+    }
+
+    /// Creates a user with a password. Hashes with argon2: call from a
+    /// blocking context.
+    pub fn add_user(&self, name: &str, admin: bool, password: &Password, now: i64) -> Result<User> {
+        validate_user_name(name)?;
+        password
+            .validate_new()
+            .map_err(|e| ManageError::Invalid(e.to_owned()))?;
+        let user = User {
+            name: name.to_owned(),
+            password_hash: Some(password::hash(password)),
+            admin,
+            disabled: false,
+            created: now,
+            credential_epoch: 0,
+        };
+        self.store.create_user(&user)?;
+        Ok(user)
+    }
+
+    /// Sets a new password; refresh tokens obtained with the old one die.
+    pub fn set_password(&self, name: &str, password: &Password) -> Result<User> {
+        password
+            .validate_new()
+            .map_err(|e| ManageError::Invalid(e.to_owned()))?;
+        if self.store.user(name)?.is_none() {
+            return Err(StoreError::NotFound(format!("user {name}")).into());
+        }
+        Ok(self.store.set_password(name, password::hash(password))?)
+    }
+
+    /// Disables or re-enables an account. A disabled account's tokens are
+    /// refused on their next use.
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User> {
+        Ok(self.store.update_user(name, |u| u.disabled = disabled)?)
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_user(name)?)
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        Ok(self.store.users()?)
+    }
+
+    /// Creates an application token and returns it with its secret, which
+    /// exists nowhere else: show it once.
+    pub fn create_token(
+        &self,
+        user: &str,
+        name: &str,
+        access: AccessLevel,
+        expires_in_days: Option<u32>,
+        now: i64,
+    ) -> Result<(AppToken, TokenSecret)> {
+        let name = validate_token_name(name)?;
+        let expires = match expires_in_days {
+            None => None,
+            Some(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => {
+                Some(now + i64::from(days) * 86_400)
+            }
+            Some(_) => {
+                return Err(ManageError::Invalid(format!(
+                    "expiry must be between 1 and {MAX_EXPIRY_DAYS} days"
+                )));
+            }
+        };
+        let secret = TokenSecret::generate(SecretKind::AppToken);
+        let new = NewToken {
+            user: user.to_owned(),
+            name: name.to_owned(),
+            access,
+            expires,
+        };
+        let token = self
+            .store
+            .create_token(&secret.digest(), &new, self.token_limit, now)?;
+        Ok((token, secret))
+    }
+
+    pub fn tokens(&self, user: &str) -> Result<Vec<AppToken>> {
+        if self.store.user(user)?.is_none() {
+            return Err(StoreError::NotFound(format!("user {user}")).into());
+        }
+        Ok(self.store.tokens_of(user)?)
+    }
+
+    pub fn revoke_token(&self, user: &str, name: &str) -> Result<AppToken> {
+        Ok(self.store.revoke_token(user, name)?)
+    }
+}
+
+/// A user name is a registry path component of at most 64 characters.
+pub fn validate_user_name(name: &str) -> Result<()> {
+    if name.len() > MAX_USER_NAME || !is_path_component(name) {
+        return Err(ManageError::Invalid(format!(
+            "invalid user name {name:?}: use 1 to {MAX_USER_NAME} lowercase letters and digits, \
+             separated by single '.', '_' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// A token name is 1 to 64 printable characters (letters, digits, space,
+/// `.`, `_`, `-`), trimmed.
+pub fn validate_token_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_TOKEN_NAME
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(ManageError::Invalid(format!(
+            "invalid token name {name:?}: use 1 to {MAX_TOKEN_NAME} letters, digits, spaces, \
+             '.', '_' or '-'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_follow_the_path_component_grammar() {
+        for ok in ["alice", "a", "alice.smith", "ci-bot", "team_1", "a__b"] {
+            assert!(validate_user_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "alice/x",
+            "-a",
+            "a-",
+            "a..b",
+            "ä",
+            &"a".repeat(65),
+        ] {
+            assert!(validate_user_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_names() {
+        assert_eq!(
+            validate_token_name("  laptop docker ").unwrap(),
+            "laptop docker"
+        );
+        for bad in ["", "   ", "a\0b", "a\nb", "<script>", &"x".repeat(65)] {
+            assert!(validate_token_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_limit() {
+        let (_dir, store) = crate::store::temp_store();
+        let manager = Manager::new(Arc::new(store), 2);
+        manager
+            .add_user("alice", false, &Password::new("long enough"), 0)
+            .unwrap();
+        let (token, secret) = manager
+            .create_token("alice", "a", AccessLevel::Pull, Some(30), 100)
+            .unwrap();
+        assert_eq!(token.expires, Some(100 + 30 * 86_400));
+        assert!(secret.expose().starts_with("pcl_"));
+        assert!(
+            manager
+                .create_token("alice", "b", AccessLevel::Pull, Some(0), 0)
+                .is_err()
+        );
+        manager
+            .create_token("alice", "b", AccessLevel::Pull, None, 0)
+            .unwrap();
+        let third = manager.create_token("alice", "c", AccessLevel::Pull, None, 0);
+        assert!(matches!(
+            third,
+            Err(ManageError::Store(StoreError::LimitReached(2)))
+        ));
+    }
+}

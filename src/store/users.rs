@@ -1,0 +1,207 @@
+//! User accounts. The name is also the user's namespace in the registry.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+const BOOTSTRAP_KEY: &str = "initial_admin_created";
+
+use super::{
+    META, REFRESH, REFRESH_BY_USER, Result, Store, StoreError, TOKEN_NAMES, TOKENS, USERS, decode,
+    encode, index_values,
+};
+
+/// A stored account. The password hash is argon2id in PHC form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub admin: bool,
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created: i64,
+    /// Bumped whenever the password changes, so cached verifications and
+    /// anything tied to the old password can tell they are stale.
+    #[serde(default)]
+    pub credential_epoch: u64,
+}
+
+impl Store {
+    /// Creates a user; fails with `Conflict` if the name is taken.
+    pub fn create_user(&self, user: &User) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            if users.get(user.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "user {} already exists",
+                    user.name
+                )));
+            }
+            users.insert(user.name.as_str(), encode(user).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Creates the first admin on the very first start; later starts (even
+    /// with every user deleted) do nothing. Returns whether it was created.
+    pub fn create_initial_admin(&self, user: &User) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let created = {
+            let mut meta = txn.open_table(META)?;
+            if meta.get(BOOTSTRAP_KEY)?.is_some() {
+                return Ok(false);
+            }
+            meta.insert(BOOTSTRAP_KEY, [1u8].as_slice())?;
+            let mut users = txn.open_table(USERS)?;
+            // Users added with the CLI before the server first ran make the
+            // initial admin unnecessary.
+            let empty = users.len()? == 0;
+            if empty {
+                users.insert(user.name.as_str(), encode(user).as_slice())?;
+            }
+            empty
+        };
+        txn.commit()?;
+        Ok(created)
+    }
+
+    /// Looks a user up by name.
+    pub fn user(&self, name: &str) -> Result<Option<User>> {
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        users
+            .get(name)?
+            .map(|v| decode("users", v.value()))
+            .transpose()
+    }
+
+    /// Every user, ordered by name.
+    pub fn users(&self) -> Result<Vec<User>> {
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?;
+        let mut out = Vec::new();
+        for entry in users.iter()? {
+            out.push(decode("users", entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// How many users exist.
+    pub fn user_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(USERS)?.len()?)
+    }
+
+    /// Applies `change` to the stored user and saves it, in one transaction.
+    pub fn update_user(&self, name: &str, change: impl FnOnce(&mut User)) -> Result<User> {
+        let txn = self.db.begin_write()?;
+        let user = {
+            let mut users = txn.open_table(USERS)?;
+            let mut user: User = match users.get(name)? {
+                Some(v) => decode("users", v.value())?,
+                None => return Err(StoreError::NotFound(format!("user {name}"))),
+            };
+            change(&mut user);
+            users.insert(name, encode(&user).as_slice())?;
+            user
+        };
+        txn.commit()?;
+        Ok(user)
+    }
+
+    /// Sets a new password hash and revokes the refresh tokens that were
+    /// obtained with the old password (those obtained with an application
+    /// token stay: the token did not change).
+    pub fn set_password(&self, name: &str, hash: String) -> Result<User> {
+        let txn = self.db.begin_write()?;
+        let user = {
+            let mut users = txn.open_table(USERS)?;
+            let mut user: User = match users.get(name)? {
+                Some(v) => decode("users", v.value())?,
+                None => return Err(StoreError::NotFound(format!("user {name}"))),
+            };
+            user.password_hash = Some(hash);
+            user.credential_epoch += 1;
+            users.insert(name, encode(&user).as_slice())?;
+            user
+        };
+        {
+            let mut refresh = txn.open_table(REFRESH)?;
+            let mut by_user = txn.open_table(REFRESH_BY_USER)?;
+            super::refresh::remove_where(&mut refresh, &mut by_user, name, |r| {
+                r.app_token.is_none()
+            })?;
+        }
+        txn.commit()?;
+        Ok(user)
+    }
+
+    /// Deletes a user with every token and refresh token they own.
+    pub fn delete_user(&self, name: &str) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            if users.remove(name)?.is_none() {
+                return Err(StoreError::NotFound(format!("user {name}")));
+            }
+            let mut tokens = txn.open_table(TOKENS)?;
+            let mut names = txn.open_table(TOKEN_NAMES)?;
+            for digest in index_values(&names, name)? {
+                tokens.remove(digest.as_slice())?;
+            }
+            let start = format!("{name}\0");
+            let end = format!("{name}\u{1}");
+            names.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+
+            let mut refresh = txn.open_table(REFRESH)?;
+            let mut by_user = txn.open_table(REFRESH_BY_USER)?;
+            super::refresh::remove_where(&mut refresh, &mut by_user, name, |_| true)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::temp_store;
+
+    pub(crate) fn user(name: &str) -> User {
+        User {
+            name: name.to_owned(),
+            password_hash: Some("hash".into()),
+            admin: false,
+            disabled: false,
+            created: 0,
+            credential_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn create_get_update_delete() {
+        let (_dir, store) = temp_store();
+        store.create_user(&user("alice")).unwrap();
+        assert!(matches!(
+            store.create_user(&user("alice")),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.user("alice").unwrap().unwrap().name, "alice");
+        assert_eq!(store.user("bob").unwrap(), None);
+
+        let updated = store.update_user("alice", |u| u.disabled = true).unwrap();
+        assert!(updated.disabled);
+        assert!(store.user("alice").unwrap().unwrap().disabled);
+
+        let changed = store.set_password("alice", "new".into()).unwrap();
+        assert_eq!(changed.credential_epoch, 1);
+
+        store.delete_user("alice").unwrap();
+        assert_eq!(store.user("alice").unwrap(), None);
+        assert!(matches!(
+            store.delete_user("alice"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}
