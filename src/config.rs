@@ -152,6 +152,10 @@ impl Config {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's Jail closures must return figment::Error"
+)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -194,7 +198,10 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("PORTCULLIS_TOKENS_ONLY", "maybe");
             let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
-            assert!(err.to_string().to_lowercase().contains("tokens_only"), "{err}");
+            assert!(
+                err.to_string().to_lowercase().contains("tokens_only"),
+                "{err}"
+            );
             Ok(())
         });
     }

@@ -31,6 +31,7 @@ const TAG: &str = "e2e";
 /// authentication, so a failure of the real test points at portcullis only when this passes.
 #[tokio::test]
 async fn harness_round_trips_an_image_through_an_open_registry() {
+    common::require_registry_tools();
     let work = WorkDir::new("portcullis-harness-");
     let image = OciImage::build(&work.subdir("image"), TAG, &unique_payload("harness"));
     let skopeo = Skopeo::new(&work.subdir("skopeo"));
@@ -92,6 +93,7 @@ impl Stack {
     /// Step 1: build the image offline, start portcullis, and start a registry configured by
     /// `portcullis registry-config`.
     async fn start() -> Stack {
+        common::require_registry_tools();
         let work = WorkDir::new("portcullis-e2e-");
         step("1. build an OCI image offline");
         let image = OciImage::build(&work.subdir("image"), TAG, &unique_payload("e2e"));

@@ -8,6 +8,7 @@ mod refresh;
 mod tokens;
 mod users;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
@@ -59,7 +60,7 @@ pub enum StoreError {
         problem: String,
     },
     #[error("database error: {0}")]
-    Db(redb::Error),
+    Db(Box<redb::Error>),
 }
 
 macro_rules! from_redb {
@@ -68,7 +69,7 @@ macro_rules! from_redb {
             fn from(e: $t) -> Self {
                 match redb::Error::from(e) {
                     redb::Error::DatabaseAlreadyOpen => StoreError::AlreadyOpen,
-                    other => StoreError::Db(other),
+                    other => StoreError::Db(Box::new(other)),
                 }
             }
         }
@@ -98,6 +99,10 @@ impl Store {
         let db = Database::builder()
             .create_with_file_format_v3(true)
             .create(path)?;
+        // Password hashes and token digests live here: owner only.
+        let restricted = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(path, restricted)
+            .map_err(|e| StoreError::Db(Box::new(e.into())))?;
         let store = Store { db };
         store.init()?;
         Ok(store)

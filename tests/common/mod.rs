@@ -40,13 +40,30 @@ pub fn free_port() -> u16 {
 /// A missing tool must fail loudly: a test that silently passes without its registry proves
 /// nothing.
 pub fn require_program(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| {
+        panic!("`{program}` is not installed; this test needs it: run `{INSTALL_HINT}`")
+    })
+}
+
+fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{program}` is not installed; this test needs it: run `{INSTALL_HINT}`")
-        })
+}
+
+/// Fails the test, naming every missing program and how to install them, unless both
+/// `docker-registry` and `skopeo` are on `PATH`.
+pub fn require_registry_tools() {
+    let missing: Vec<&str> = ["docker-registry", "skopeo"]
+        .into_iter()
+        .filter(|program| find_program(program).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing {}; this test needs them: run `{INSTALL_HINT}`",
+        missing.join(" and ")
+    );
 }
 
 /// Names of this process's environment variables that start with `prefix`.

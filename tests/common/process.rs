@@ -39,9 +39,10 @@ impl ChildGuard {
 
     /// Everything the process has written so far.
     pub fn log(&self) -> String {
-        std::fs::read(&self.log_path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_else(|err| format!("(cannot read {}: {err})", self.log_path.display()))
+        std::fs::read(&self.log_path).map_or_else(
+            |err| format!("(cannot read {}: {err})", self.log_path.display()),
+            |bytes| String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     /// The last lines of the log, headed by the server's name, for failure messages.

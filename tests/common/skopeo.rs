@@ -159,6 +159,8 @@ pub fn expect_refused(finished: &Finished, what: &str) {
         refused,
         "{what}: skopeo failed, but not with an access refusal\n{finished}"
     );
+    let reason = finished.stderr.lines().last().unwrap_or_default();
+    eprintln!("   refused as expected ({what}): {reason}");
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

@@ -1,5 +1,5 @@
-//! The temporary directory one test works in; kept on disk when the test fails so that logs,
-//! configs and images can be inspected afterwards.
+//! The temporary directory one test works in; kept on disk when the test fails (or when
+//! `KEEP_TEST_FILES=1` is set) so that logs, configs and images can be inspected afterwards.
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,8 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let asked = std::env::var_os("KEEP_TEST_FILES").is_some_and(|value| value == "1");
+        if std::thread::panicking() || asked {
             self.dir.disable_cleanup(true);
             eprintln!("test files kept in {}", self.dir.path().display());
         }

@@ -1,0 +1,623 @@
+//! In-process tests of the token endpoint: every branch, real redb file on
+//! disk, real signing keys, requests sent straight into the router.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use portcullis::AppState;
+use portcullis::auth::password::Password;
+use portcullis::config::Config;
+use portcullis::registry::policy::AccessLevel;
+use portcullis::store::NewToken;
+
+const ADMIN_PASSWORD: &str = "admin password 1";
+const ALICE_PASSWORD: &str = "alice password 1";
+
+/// A running application on a fresh data directory.
+struct TestApp {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    router: Router,
+}
+
+/// A decoded answer.
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Value,
+}
+
+impl Answer {
+    /// The JWT's header and claims, decoded (signature checked separately).
+    fn jwt(&self) -> (Value, Value) {
+        let token = self.body["token"].as_str().expect("a token");
+        let mut parts = token.split('.');
+        let mut part = || {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
+        };
+        (part(), part())
+    }
+
+    fn access(&self) -> Value {
+        self.jwt().1["access"].clone()
+    }
+
+    fn error_code(&self) -> &str {
+        self.body["errors"][0]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    fn new() -> TestApp {
+        TestApp::with(|_| {})
+    }
+
+    fn with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        config.admin_password = Some(ADMIN_PASSWORD.to_owned());
+        adjust(&mut config);
+        let state = Arc::new(AppState::open(config).unwrap());
+        let router = portcullis::web::router(Arc::clone(&state));
+        let app = TestApp {
+            _dir: dir,
+            state,
+            router,
+        };
+        app.state
+            .manager
+            .add_user("alice", false, &Password::new(ALICE_PASSWORD), 0)
+            .unwrap();
+        app.state
+            .manager
+            .add_user("bob", false, &Password::new("bob password 1"), 0)
+            .unwrap();
+        app
+    }
+
+    fn token(&self, user: &str, name: &str, access: AccessLevel) -> String {
+        let (_, secret) = self
+            .state
+            .manager
+            .create_token(user, name, access, None, now())
+            .unwrap();
+        secret.expose().to_owned()
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, query: &str, basic: Option<(&str, &str)>) -> Answer {
+        let mut request = Request::get(format!("/v2/token?{query}"));
+        if let Some((user, secret)) = basic {
+            request = request.header(header::AUTHORIZATION, basic_header(user, secret));
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, form: &str) -> Answer {
+        let request = Request::post("/v2/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+fn basic_header(user: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn actions(access: &Value, name: &str) -> Vec<String> {
+    let entry = access
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name);
+    entry.map_or_else(Vec::new, |a| {
+        a["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
+    })
+}
+
+const PUSH_ALL: &str = "scope=repository:alice/app:pull,push,delete";
+
+#[tokio::test]
+async fn anonymous_gets_a_token_with_no_access() {
+    let app = TestApp::new();
+    let login = app.get("service=registry", None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.jwt().1["sub"], "");
+    assert_eq!(login.access(), Value::Array(vec![]));
+
+    let asked = app.get(&format!("service=registry&{PUSH_ALL}"), None).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert_eq!(asked.access(), Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn token_shape_follows_the_spec_and_verifies() {
+    let app = TestApp::new();
+    let answer = app
+        .get(
+            &format!("service=registry&{PUSH_ALL}&account=mallory"),
+            Some(("alice", ALICE_PASSWORD)),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(answer.body["token"], answer.body["access_token"]);
+    assert_eq!(answer.body["expires_in"], 900);
+    assert!(answer.body["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert!(answer.body.get("refresh_token").is_none());
+    assert!(
+        answer.body.get("scope").is_none(),
+        "scope is only in POST answers"
+    );
+
+    let (head, claims) = answer.jwt();
+    assert_eq!(head["alg"], "ES256");
+    assert_eq!(head["typ"], "JWT");
+    assert_eq!(head["kid"], app.state.keys.signer.kid.as_str());
+    assert_eq!(head["kid"].as_str().unwrap().len(), 59);
+    assert_eq!(head["x5c"].as_array().unwrap().len(), 2);
+    assert_eq!(claims["iss"], "portcullis");
+    assert_eq!(
+        claims["sub"], "alice",
+        "sub comes from the credential, never from account"
+    );
+    assert_eq!(claims["aud"], "registry", "aud is a single string");
+    assert!(claims["nbf"].as_i64() < claims["iat"].as_i64());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert!(claims["jti"].as_str().unwrap().len() >= 16);
+    assert_eq!(
+        actions(&claims["access"], "alice/app"),
+        ["pull", "push", "delete"]
+    );
+
+    // The signature verifies with the key certified in x5c[0].
+    let leaf = STANDARD.decode(head["x5c"][0].as_str().unwrap()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ec_der(&cert.public_key().subject_public_key.data);
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["registry"]);
+    let token = answer.body["token"].as_str().unwrap();
+    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("signature verifies");
+}
+
+#[tokio::test]
+async fn grants_the_intersection_of_asked_and_allowed() {
+    let app = TestApp::new();
+    let query = "service=registry&scope=repository:alice/app:pull,push%20repository:bob/app:pull\
+                 &scope=repository:localhost:5000/alice/x:pull&scope=registry:catalog:*\
+                 &scope=unknown:thing:pull";
+    let answer = app.get(query, Some(("alice", ALICE_PASSWORD))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let access = answer.access();
+    assert_eq!(actions(&access, "alice/app"), ["pull", "push"]);
+    assert_eq!(access.as_array().unwrap().len(), 1, "{access}");
+
+    let admin = app.get(query, Some(("admin", ADMIN_PASSWORD))).await;
+    let access = admin.access();
+    assert_eq!(actions(&access, "bob/app"), ["pull"]);
+    assert_eq!(actions(&access, "catalog"), ["*"]);
+}
+
+#[tokio::test]
+async fn application_tokens_are_capped_by_level_and_owner() {
+    let app = TestApp::new();
+    let pull = app.token("alice", "pull", AccessLevel::Pull);
+    let push = app.token("alice", "push", AccessLevel::Push);
+    let q = format!("service=registry&{PUSH_ALL}");
+
+    let answer = app.get(&q, Some(("alice", &pull))).await;
+    assert_eq!(actions(&answer.access(), "alice/app"), ["pull"]);
+    let answer = app.get(&q, Some(("alice", &push))).await;
+    assert_eq!(actions(&answer.access(), "alice/app"), ["pull", "push"]);
+
+    let wrong_user = app.get(&q, Some(("bob", &push))).await;
+    assert_eq!(wrong_user.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong_user.headers[header::WWW_AUTHENTICATE],
+        "Basic realm=\"portcullis\""
+    );
+    assert_eq!(wrong_user.error_code(), "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn refused_credentials_all_look_the_same() {
+    let app = TestApp::new();
+    let token = app.token("alice", "t", AccessLevel::Push);
+    let mut corrupted = token.clone().into_bytes();
+    corrupted[8] = if corrupted[8] == b'a' { b'b' } else { b'a' };
+    let corrupted = String::from_utf8(corrupted).unwrap();
+    let unknown = "pcl_0000000000000000000000000000000000000A";
+    let cases = [
+        ("alice", "wrong password"),
+        ("nobody", "wrong password"),
+        ("alice", corrupted.as_str()),
+        ("alice", unknown),
+        ("", ""),
+    ];
+    let mut bodies = Vec::new();
+    for (user, secret) in cases {
+        let answer = app.get("service=registry", Some((user, secret))).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{user}");
+        bodies.push(answer.body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_400() {
+    let app = TestApp::new();
+    let long = "a".repeat(20_000);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "service=registry&scope=repository:alice".into(),
+            "INVALID_SCOPE",
+        ),
+        (
+            "service=registry&scope=repository:Alice/App:pull".into(),
+            "INVALID_SCOPE",
+        ),
+        (
+            "service=registry&scope=repository::pull".into(),
+            "INVALID_SCOPE",
+        ),
+        (
+            format!(
+                "service=registry&scope={}",
+                "repository:a/b:pull+".repeat(65)
+            ),
+            "INVALID_SCOPE",
+        ),
+        ("service=registry&scope=%FF%FE".into(), "INVALID_REQUEST"),
+        (format!("service=registry&x={long}"), "INVALID_REQUEST"),
+        ("service=other".into(), "INVALID_SERVICE"),
+    ];
+    for (query, code) in cases {
+        let answer = app.get(&query, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            &query[..query.len().min(80)]
+        );
+        assert_eq!(
+            answer.error_code(),
+            code,
+            "{}",
+            &query[..query.len().min(80)]
+        );
+        assert!(
+            !answer.body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn garbage_authorization_headers_are_rejected() {
+    let app = TestApp::new();
+    let values: Vec<Vec<u8>> = vec![
+        b"Basic !!!not-base64!!!".to_vec(),
+        format!("Basic {}", STANDARD.encode("no-colon")).into_bytes(),
+        format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':', 0x80])).into_bytes(),
+        b"Bearer abc".to_vec(),
+        b"Basic".to_vec(),
+        b"Basic \xff\xfe".to_vec(),
+    ];
+    for value in values {
+        let request = Request::get("/v2/token?service=registry")
+            .header(
+                header::AUTHORIZATION,
+                axum::http::HeaderValue::from_bytes(&value).unwrap(),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let answer = app.send(request).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            String::from_utf8_lossy(&value)
+        );
+        assert_eq!(answer.error_code(), "INVALID_REQUEST");
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_stable_bound_and_capped() {
+    let app = TestApp::new();
+    let pull = app.token("alice", "pull", AccessLevel::Pull);
+    let login = app
+        .get(
+            "service=registry&offline_token=true&client_id=docker",
+            Some(("alice", &pull)),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    assert!(refresh.starts_with("pclr_"));
+
+    let form = format!(
+        "grant_type=refresh_token&refresh_token={refresh}&service=registry&client_id=docker\
+         &scope=repository:alice/app:pull,push&scope=repository:bob/app:pull"
+    );
+    let answer = app.post(&form).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.body["refresh_token"],
+        refresh.as_str(),
+        "the same refresh token comes back"
+    );
+    assert_eq!(answer.body["scope"], "repository:alice/app:pull");
+    assert_eq!(answer.jwt().1["sub"], "alice");
+    assert_eq!(
+        actions(&answer.access(), "alice/app"),
+        ["pull"],
+        "never more than the pull token"
+    );
+
+    let other_service = form.replace("service=registry", "service=elsewhere");
+    assert_eq!(
+        app.post(&other_service).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    app.state.manager.revoke_token("alice", "pull").unwrap();
+    let after = app.post(&form).await;
+    assert_eq!(
+        after.status,
+        StatusCode::UNAUTHORIZED,
+        "dies with its application token"
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_from_passwords_die_with_a_password_change() {
+    let app = TestApp::new();
+    let login = app
+        .get(
+            "service=registry&offline_token=true",
+            Some(("alice", ALICE_PASSWORD)),
+        )
+        .await;
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    let form =
+        format!("grant_type=refresh_token&refresh_token={refresh}&service=registry&{PUSH_ALL}");
+    let answer = app.post(&form).await;
+    assert_eq!(
+        actions(&answer.access(), "alice/app"),
+        ["pull", "push", "delete"]
+    );
+
+    app.state
+        .manager
+        .set_password("alice", &Password::new("a new password"))
+        .unwrap();
+    assert_eq!(app.post(&form).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn oauth_password_grant_and_bad_forms() {
+    let app = TestApp::new();
+    let form = format!(
+        "grant_type=password&username=alice&password={}&service=registry&client_id=x\
+         &access_type=offline&{PUSH_ALL}",
+        ALICE_PASSWORD.replace(' ', "+")
+    );
+    let answer = app.post(&form).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(
+        answer.body["refresh_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("pclr_")
+    );
+    assert_eq!(
+        answer.body["scope"],
+        "repository:alice/app:pull,push,delete"
+    );
+
+    for (form, code) in [
+        (
+            "grant_type=password&username=alice&service=registry",
+            "INVALID_REQUEST",
+        ),
+        (
+            "grant_type=refresh_token&service=registry",
+            "INVALID_REQUEST",
+        ),
+        (
+            "grant_type=client_credentials&service=registry",
+            "UNSUPPORTED",
+        ),
+        ("service=registry", "UNSUPPORTED"),
+    ] {
+        let answer = app.post(form).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{form}");
+        assert_eq!(answer.error_code(), code, "{form}");
+    }
+
+    let json = Request::post("/v2/token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(app.send(json).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn chunked_post_without_content_length_works() {
+    let app = TestApp::new();
+    let token = app.token("alice", "t", AccessLevel::Push);
+    let chunks: Vec<Result<String, std::io::Error>> = vec![
+        Ok("grant_type=password&username=alice&".into()),
+        Ok(format!("password={token}&service=registry&")),
+        Ok("scope=repository:alice/app:pull".into()),
+    ];
+    let body = Body::from_stream(futures_stream(chunks));
+    let request = Request::post("/v2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(body)
+        .unwrap();
+    let answer = app.send(request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["scope"], "repository:alice/app:pull");
+}
+
+fn futures_stream(
+    items: Vec<Result<String, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<String, std::io::Error>> {
+    tokio_stream::iter(items)
+}
+
+#[tokio::test]
+async fn tokens_only_mode_refuses_passwords() {
+    let app = TestApp::with(|c| c.tokens_only = true);
+    let token = app.token("alice", "t", AccessLevel::Push);
+    let q = format!("service=registry&{PUSH_ALL}");
+    let refused = app.get(&q, Some(("alice", ALICE_PASSWORD))).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application tokens only")
+    );
+    let ok = app.get(&q, Some(("alice", &token))).await;
+    assert_eq!(actions(&ok.access(), "alice/app"), ["pull", "push"]);
+}
+
+#[tokio::test]
+async fn disabled_users_and_expired_tokens_are_refused_next_time() {
+    let app = TestApp::new();
+    let token = app.token("alice", "t", AccessLevel::Push);
+    let q = "service=registry";
+    assert_eq!(
+        app.get(q, Some(("alice", &token))).await.status,
+        StatusCode::OK
+    );
+    app.state.manager.set_disabled("alice", true).unwrap();
+    assert_eq!(
+        app.get(q, Some(("alice", &token))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get(q, Some(("alice", ALICE_PASSWORD))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.state.manager.set_disabled("alice", false).unwrap();
+    assert_eq!(
+        app.get(q, Some(("alice", &token))).await.status,
+        StatusCode::OK
+    );
+
+    let secret = portcullis::auth::secret::TokenSecret::generate(
+        portcullis::auth::secret::SecretKind::AppToken,
+    );
+    let expired = NewToken {
+        user: "alice".into(),
+        name: "old".into(),
+        access: AccessLevel::Push,
+        expires: Some(now() - 1),
+    };
+    app.state
+        .store
+        .create_token(&secret.digest(), &expired, 5, now() - 100)
+        .unwrap();
+    assert_eq!(
+        app.get(q, Some(("alice", secret.expose()))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn failures_are_throttled_without_locking_out_tokens() {
+    let app = TestApp::new();
+    let token = app.token("alice", "t", AccessLevel::Pull);
+    let q = "service=registry";
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(app.get(q, Some(("alice", "wrong password"))).await.status);
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
+    let blocked = app.get(q, Some(("alice", ALICE_PASSWORD))).await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(
+        blocked.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(blocked.error_code(), "TOOMANYREQUESTS");
+
+    let with_token = app.get(q, Some(("alice", &token))).await;
+    assert_eq!(
+        with_token.status,
+        StatusCode::OK,
+        "valid application tokens still work"
+    );
+    let bob = app.get(q, Some(("bob", "bob password 1"))).await;
+    assert_eq!(bob.status, StatusCode::OK, "other accounts are unaffected");
+}
+
+#[tokio::test]
+async fn token_requests_write_nothing_until_the_batch() {
+    let app = TestApp::new();
+    let token = app.token("alice", "t", AccessLevel::Pull);
+    assert_eq!(
+        app.get("service=registry", Some(("alice", &token)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let before = app.state.store.tokens_of("alice").unwrap();
+    assert_eq!(before[0].last_used, None, "no write on the hot path");
+    app.state.flush_usage().unwrap();
+    let after = app.state.store.tokens_of("alice").unwrap();
+    assert!(after[0].last_used.is_some());
+    assert_eq!(after[0].last_used_addr.as_deref(), Some("0.0.0.0"));
+}
