@@ -39,6 +39,13 @@ pub struct Config {
     pub refresh_idle_ttl: u64,
     /// A refresh token expires this many seconds after it was issued, used or not.
     pub refresh_max_ttl: u64,
+    /// A web session unused for this many seconds ends.
+    pub session_idle_ttl: u64,
+    /// A web session ends this many seconds after sign-in, used or not.
+    pub session_max_ttl: u64,
+    /// Registry address shown in the ready-made `docker login` line
+    /// (`registry.example.com`); defaults to the host of `public_url`.
+    pub registry_host: Option<String>,
     /// Password for the initial `admin` account, used only on first start.
     #[serde(skip_serializing)]
     pub admin_password: Option<String>,
@@ -70,6 +77,9 @@ impl Default for Config {
             tokens_only: false,
             refresh_idle_ttl: 30 * 24 * 3600,
             refresh_max_ttl: 365 * 24 * 3600,
+            session_idle_ttl: 8 * 3600,
+            session_max_ttl: 7 * 24 * 3600,
+            registry_host: None,
             admin_password: None,
             log: None,
             log_format: LogFormat::Text,
@@ -137,7 +147,25 @@ impl Config {
                 "must be at least refresh_idle_ttl, and both above zero",
             );
         }
+        if self.session_idle_ttl == 0 || self.session_max_ttl < self.session_idle_ttl {
+            return invalid(
+                "session_max_ttl",
+                "must be at least session_idle_ttl, and both above zero",
+            );
+        }
         Ok(())
+    }
+
+    /// The registry host people type after `docker login`.
+    pub fn registry_host(&self) -> String {
+        if let Some(host) = &self.registry_host {
+            return host.clone();
+        }
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map_or(self.public_url.as_str(), |p| p.1);
+        rest.split('/').next().unwrap_or(rest).to_owned()
     }
 
     /// The token endpoint URL registries send clients to.

@@ -17,7 +17,7 @@ use tokio::net::UnixListener;
 
 use crate::auth::password::Password;
 use crate::config::Config;
-use crate::manage::{ManageError, Manager};
+use crate::manage::{Expiry, ManageError, Manager};
 use crate::registry::policy::AccessLevel;
 use crate::store::{AppToken, StoreError};
 
@@ -128,7 +128,13 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
             access,
             expires_in_days,
         } => manager
-            .create_token(&user, &name, access, expires_in_days, now)
+            .create_token(
+                &user,
+                &name,
+                access,
+                expires_in_days.map_or(Expiry::Never, Expiry::InDays),
+                now,
+            )
             .map(|(_, secret)| Response::Secret {
                 secret: secret.expose().to_owned(),
             }),

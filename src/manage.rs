@@ -99,21 +99,11 @@ impl Manager {
         user: &str,
         name: &str,
         access: AccessLevel,
-        expires_in_days: Option<u32>,
+        expiry: Expiry,
         now: i64,
     ) -> Result<(AppToken, TokenSecret)> {
         let name = validate_token_name(name)?;
-        let expires = match expires_in_days {
-            None => None,
-            Some(days) if (1..=MAX_EXPIRY_DAYS).contains(&days) => {
-                Some(now + i64::from(days) * 86_400)
-            }
-            Some(_) => {
-                return Err(ManageError::Invalid(format!(
-                    "expiry must be between 1 and {MAX_EXPIRY_DAYS} days"
-                )));
-            }
-        };
+        let expires = expiry.resolve(now)?;
         let secret = TokenSecret::generate(SecretKind::AppToken);
         let new = NewToken {
             user: user.to_owned(),
@@ -136,6 +126,36 @@ impl Manager {
 
     pub fn revoke_token(&self, user: &str, name: &str) -> Result<AppToken> {
         Ok(self.store.revoke_token(user, name)?)
+    }
+}
+
+/// When a new token stops working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    InDays(u32),
+    /// At the end of this day, UTC.
+    EndOf(time::Date),
+}
+
+impl Expiry {
+    /// The expiry as unix seconds, checked to lie between now and ten years
+    /// from now.
+    pub fn resolve(self, now: i64) -> Result<Option<i64>> {
+        let at = match self {
+            Expiry::Never => return Ok(None),
+            Expiry::InDays(days) => now.saturating_add(i64::from(days) * 86_400),
+            Expiry::EndOf(date) => date
+                .next_day()
+                .map_or(i64::MAX, |d| d.midnight().assume_utc().unix_timestamp()),
+        };
+        let latest = now + i64::from(MAX_EXPIRY_DAYS) * 86_400;
+        if at <= now || at > latest {
+            return Err(ManageError::Invalid(format!(
+                "the expiry must be in the future and at most {MAX_EXPIRY_DAYS} days away"
+            )));
+        }
+        Ok(Some(at))
     }
 }
 
@@ -193,6 +213,21 @@ mod tests {
     }
 
     #[test]
+    fn expiry_dates_end_at_midnight_utc() {
+        let now = 1_800_000_000; // 2027-01-15
+        let date = time::macros::date!(2027 - 02 - 01);
+        let end = Expiry::EndOf(date).resolve(now).unwrap().unwrap();
+        assert_eq!(
+            end,
+            time::macros::datetime!(2027-02-02 0:00 UTC).unix_timestamp()
+        );
+        let past = Expiry::EndOf(time::macros::date!(2020 - 01 - 01));
+        assert!(past.resolve(now).is_err());
+        assert!(Expiry::InDays(MAX_EXPIRY_DAYS + 1).resolve(now).is_err());
+        assert_eq!(Expiry::Never.resolve(now).unwrap(), None);
+    }
+
+    #[test]
     fn token_names() {
         assert_eq!(
             validate_token_name("  laptop docker ").unwrap(),
@@ -211,19 +246,19 @@ mod tests {
             .add_user("alice", false, &Password::new("long enough"), 0)
             .unwrap();
         let (token, secret) = manager
-            .create_token("alice", "a", AccessLevel::Pull, Some(30), 100)
+            .create_token("alice", "a", AccessLevel::Pull, Expiry::InDays(30), 100)
             .unwrap();
         assert_eq!(token.expires, Some(100 + 30 * 86_400));
         assert!(secret.expose().starts_with("pcl_"));
         assert!(
             manager
-                .create_token("alice", "b", AccessLevel::Pull, Some(0), 0)
+                .create_token("alice", "b", AccessLevel::Pull, Expiry::InDays(0), 0)
                 .is_err()
         );
         manager
-            .create_token("alice", "b", AccessLevel::Pull, None, 0)
+            .create_token("alice", "b", AccessLevel::Pull, Expiry::Never, 0)
             .unwrap();
-        let third = manager.create_token("alice", "c", AccessLevel::Pull, None, 0);
+        let third = manager.create_token("alice", "c", AccessLevel::Pull, Expiry::Never, 0);
         assert!(matches!(
             third,
             Err(ManageError::Store(StoreError::LimitReached(2)))

@@ -90,7 +90,7 @@ impl TestApp {
         let (_, secret) = self
             .state
             .manager
-            .create_token(user, name, access, None, now())
+            .create_token(user, name, access, portcullis::manage::Expiry::Never, now())
             .unwrap();
         secret.expose().to_owned()
     }

@@ -5,6 +5,7 @@
 //! migration; the schema version in `meta` guards changes that need one.
 
 mod refresh;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -15,6 +16,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use refresh::RefreshToken;
+pub use sessions::{Flash, Session};
 pub use tokens::{AppToken, NewToken, TokenUse};
 pub use users::User;
 
@@ -34,6 +36,10 @@ const TOKEN_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("token_na
 const REFRESH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
 /// `user \0 refresh-id` → digest: listing and revoking per user.
 const REFRESH_BY_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_by_user");
+/// Web sessions keyed by the SHA-256 of the cookie's id.
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// `user \0 hex(session hash)` → session hash: ending a user's sessions.
+const SESSIONS_BY_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_by_user");
 
 const SCHEMA_KEY: &str = "schema_version";
 const SECRET_KEY: &str = "server_secret";
@@ -131,6 +137,8 @@ impl Store {
             txn.open_table(TOKEN_NAMES)?;
             txn.open_table(REFRESH)?;
             txn.open_table(REFRESH_BY_USER)?;
+            txn.open_table(SESSIONS)?;
+            txn.open_table(SESSIONS_BY_USER)?;
         }
         txn.commit()?;
         Ok(())

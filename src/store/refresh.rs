@@ -182,18 +182,18 @@ mod tests {
         assert_eq!(found.app_token.unwrap().access, AccessLevel::Pull);
         assert_eq!(store.refresh_tokens_of("alice").unwrap().len(), 2);
 
+        store.revoke_token("alice", "ci").unwrap();
+        assert!(
+            store.refresh_by_digest(&[10; 32]).unwrap().is_none(),
+            "dies with its token"
+        );
+        assert!(store.refresh_by_digest(&[11; 32]).unwrap().is_some());
+
         store.set_password("alice", "new".into()).unwrap();
         assert!(
             store.refresh_by_digest(&[11; 32]).unwrap().is_none(),
-            "password one revoked"
+            "password change ends all"
         );
-        assert!(
-            store.refresh_by_digest(&[10; 32]).unwrap().is_some(),
-            "token one kept"
-        );
-
-        store.revoke_token("alice", "ci").unwrap();
-        assert!(store.refresh_by_digest(&[10; 32]).unwrap().is_none());
         assert!(store.refresh_tokens_of("alice").unwrap().is_empty());
     }
 

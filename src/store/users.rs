@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 const BOOTSTRAP_KEY: &str = "initial_admin_created";
 
 use super::{
-    META, REFRESH, REFRESH_BY_USER, Result, Store, StoreError, TOKEN_NAMES, TOKENS, USERS, decode,
-    encode, index_values,
+    META, REFRESH, REFRESH_BY_USER, Result, SESSIONS, SESSIONS_BY_USER, Store, StoreError,
+    TOKEN_NAMES, TOKENS, USERS, decode, encode, index_values,
 };
 
 /// A stored account. The password hash is argon2id in PHC form.
@@ -110,9 +110,8 @@ impl Store {
         Ok(user)
     }
 
-    /// Sets a new password hash and revokes the refresh tokens that were
-    /// obtained with the old password (those obtained with an application
-    /// token stay: the token did not change).
+    /// Sets a new password hash and revokes every refresh token of the user:
+    /// someone changing their password wants every `docker login` to end.
     pub fn set_password(&self, name: &str, hash: String) -> Result<User> {
         let txn = self.db.begin_write()?;
         let user = {
@@ -129,9 +128,7 @@ impl Store {
         {
             let mut refresh = txn.open_table(REFRESH)?;
             let mut by_user = txn.open_table(REFRESH_BY_USER)?;
-            super::refresh::remove_where(&mut refresh, &mut by_user, name, |r| {
-                r.app_token.is_none()
-            })?;
+            super::refresh::remove_where(&mut refresh, &mut by_user, name, |_| true)?;
         }
         txn.commit()?;
         Ok(user)
@@ -157,6 +154,9 @@ impl Store {
             let mut refresh = txn.open_table(REFRESH)?;
             let mut by_user = txn.open_table(REFRESH_BY_USER)?;
             super::refresh::remove_where(&mut refresh, &mut by_user, name, |_| true)?;
+            let mut sessions = txn.open_table(SESSIONS)?;
+            let mut sessions_by_user = txn.open_table(SESSIONS_BY_USER)?;
+            super::sessions::remove_of(&mut sessions, &mut sessions_by_user, name, None)?;
         }
         txn.commit()?;
         Ok(())
