@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: Keys,
     pub auth: Authenticator,
     pub manager: Manager,
+    /// Secrets of just-created tokens, waiting to be shown once.
+    pub secrets: web::stash::SecretStash,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             keys,
             auth,
             manager,
+            secrets: web::stash::SecretStash::default(),
         })
     }
 

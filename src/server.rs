@@ -14,6 +14,8 @@ use crate::{AppState, control, web};
 
 /// How often remembered last-used times are written.
 const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(30);
+/// Expired sessions are removed every this many flushes (an hour).
+const SESSION_PURGE_EVERY_TICKS: u64 = 120;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -59,14 +61,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn flush_periodically(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(USAGE_FLUSH_EVERY);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks += 1;
+        if ticks % SESSION_PURGE_EVERY_TICKS == 1 {
+            purge_sessions(Arc::clone(&state)).await;
+        }
         let state = Arc::clone(&state);
         match tokio::task::spawn_blocking(move || state.flush_usage()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %e, "writing last-used times failed; will retry"),
             Err(e) => warn!(error = %e, "the last-used writer panicked"),
         }
+    }
+}
+
+async fn purge_sessions(state: Arc<AppState>) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let idle_before = now - state.config.session_idle_ttl as i64;
+    let created_before = now - state.config.session_max_ttl as i64;
+    let purge = move || state.store.purge_sessions(idle_before, created_before);
+    match tokio::task::spawn_blocking(purge).await {
+        Ok(Ok(n)) if n > 0 => info!(sessions.purged = n, "expired sessions removed"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(error = %e, "removing expired sessions failed"),
+        Err(e) => warn!(error = %e, "the session purge panicked"),
     }
 }
 

@@ -1,47 +1,34 @@
 //! In-process tests of the token endpoint: every branch, real redb file on
 //! disk, real signing keys, requests sent straight into the router.
 
-use std::sync::Arc;
+mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 
-use portcullis::AppState;
+use common::app::{ADMIN_PASSWORD, ALICE_PASSWORD, BOB_PASSWORD, TestApp, now};
 use portcullis::auth::password::Password;
-use portcullis::config::Config;
 use portcullis::registry::policy::AccessLevel;
 use portcullis::store::NewToken;
 
-const ADMIN_PASSWORD: &str = "admin password 1";
-const ALICE_PASSWORD: &str = "alice password 1";
-
-/// A running application on a fresh data directory.
-struct TestApp {
-    _dir: tempfile::TempDir,
-    state: Arc<AppState>,
-    router: Router,
-}
-
-/// A decoded answer.
-struct Answer {
+/// A token endpoint answer, decoded.
+struct Reply {
     status: StatusCode,
     headers: axum::http::HeaderMap,
     body: Value,
 }
 
-impl Answer {
+impl Reply {
     /// The JWT's header and claims, decoded (signature checked separately).
     fn jwt(&self) -> (Value, Value) {
         let token = self.body["token"].as_str().expect("a token");
         let mut parts = token.split('.');
         let mut part = || {
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
+            let bytes = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
+            serde_json::from_slice(&bytes).unwrap()
         };
         (part(), part())
     }
@@ -55,82 +42,33 @@ impl Answer {
     }
 }
 
-impl TestApp {
-    fn new() -> TestApp {
-        TestApp::with(|_| {})
+async fn send(app: &TestApp, request: Request<Body>) -> Reply {
+    let answer = app.send(request).await;
+    Reply {
+        status: answer.status,
+        body: answer.json(),
+        headers: answer.headers,
     }
+}
 
-    fn with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        };
-        config.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        adjust(&mut config);
-        let state = Arc::new(AppState::open(config).unwrap());
-        let router = portcullis::web::router(Arc::clone(&state));
-        let app = TestApp {
-            _dir: dir,
-            state,
-            router,
-        };
-        app.state
-            .manager
-            .add_user("alice", false, &Password::new(ALICE_PASSWORD), 0)
-            .unwrap();
-        app.state
-            .manager
-            .add_user("bob", false, &Password::new("bob password 1"), 0)
-            .unwrap();
-        app
+async fn get(app: &TestApp, query: &str, basic: Option<(&str, &str)>) -> Reply {
+    let mut request = Request::get(format!("/v2/token?{query}"));
+    if let Some((user, secret)) = basic {
+        request = request.header(header::AUTHORIZATION, basic_header(user, secret));
     }
+    send(app, request.body(Body::empty()).unwrap()).await
+}
 
-    fn token(&self, user: &str, name: &str, access: AccessLevel) -> String {
-        let (_, secret) = self
-            .state
-            .manager
-            .create_token(user, name, access, portcullis::manage::Expiry::Never, now())
-            .unwrap();
-        secret.expose().to_owned()
-    }
-
-    async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, query: &str, basic: Option<(&str, &str)>) -> Answer {
-        let mut request = Request::get(format!("/v2/token?{query}"));
-        if let Some((user, secret)) = basic {
-            request = request.header(header::AUTHORIZATION, basic_header(user, secret));
-        }
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    async fn post(&self, form: &str) -> Answer {
-        let request = Request::post("/v2/token")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form.to_owned()))
-            .unwrap();
-        self.send(request).await
-    }
+async fn post(app: &TestApp, form: &str) -> Reply {
+    let request = Request::post("/v2/token")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    send(app, request).await
 }
 
 fn basic_header(user: &str, secret: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{secret}")))
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn actions(access: &Value, name: &str) -> Vec<String> {
@@ -154,12 +92,12 @@ const PUSH_ALL: &str = "scope=repository:alice/app:pull,push,delete";
 #[tokio::test]
 async fn anonymous_gets_a_token_with_no_access() {
     let app = TestApp::new();
-    let login = app.get("service=registry", None).await;
+    let login = get(&app, "service=registry", None).await;
     assert_eq!(login.status, StatusCode::OK);
     assert_eq!(login.jwt().1["sub"], "");
     assert_eq!(login.access(), Value::Array(vec![]));
 
-    let asked = app.get(&format!("service=registry&{PUSH_ALL}"), None).await;
+    let asked = get(&app, &format!("service=registry&{PUSH_ALL}"), None).await;
     assert_eq!(asked.status, StatusCode::OK);
     assert_eq!(asked.access(), Value::Array(vec![]));
 }
@@ -167,12 +105,12 @@ async fn anonymous_gets_a_token_with_no_access() {
 #[tokio::test]
 async fn token_shape_follows_the_spec_and_verifies() {
     let app = TestApp::new();
-    let answer = app
-        .get(
-            &format!("service=registry&{PUSH_ALL}&account=mallory"),
-            Some(("alice", ALICE_PASSWORD)),
-        )
-        .await;
+    let answer = get(
+        &app,
+        &format!("service=registry&{PUSH_ALL}&account=mallory"),
+        Some(("alice", ALICE_PASSWORD)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(answer.body["token"], answer.body["access_token"]);
@@ -223,13 +161,13 @@ async fn grants_the_intersection_of_asked_and_allowed() {
     let query = "service=registry&scope=repository:alice/app:pull,push%20repository:bob/app:pull\
                  &scope=repository:localhost:5000/alice/x:pull&scope=registry:catalog:*\
                  &scope=unknown:thing:pull";
-    let answer = app.get(query, Some(("alice", ALICE_PASSWORD))).await;
+    let answer = get(&app, query, Some(("alice", ALICE_PASSWORD))).await;
     assert_eq!(answer.status, StatusCode::OK);
     let access = answer.access();
     assert_eq!(actions(&access, "alice/app"), ["pull", "push"]);
     assert_eq!(access.as_array().unwrap().len(), 1, "{access}");
 
-    let admin = app.get(query, Some(("admin", ADMIN_PASSWORD))).await;
+    let admin = get(&app, query, Some(("admin", ADMIN_PASSWORD))).await;
     let access = admin.access();
     assert_eq!(actions(&access, "bob/app"), ["pull"]);
     assert_eq!(actions(&access, "catalog"), ["*"]);
@@ -242,12 +180,12 @@ async fn application_tokens_are_capped_by_level_and_owner() {
     let push = app.token("alice", "push", AccessLevel::Push);
     let q = format!("service=registry&{PUSH_ALL}");
 
-    let answer = app.get(&q, Some(("alice", &pull))).await;
+    let answer = get(&app, &q, Some(("alice", &pull))).await;
     assert_eq!(actions(&answer.access(), "alice/app"), ["pull"]);
-    let answer = app.get(&q, Some(("alice", &push))).await;
+    let answer = get(&app, &q, Some(("alice", &push))).await;
     assert_eq!(actions(&answer.access(), "alice/app"), ["pull", "push"]);
 
-    let wrong_user = app.get(&q, Some(("bob", &push))).await;
+    let wrong_user = get(&app, &q, Some(("bob", &push))).await;
     assert_eq!(wrong_user.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         wrong_user.headers[header::WWW_AUTHENTICATE],
@@ -273,7 +211,7 @@ async fn refused_credentials_all_look_the_same() {
     ];
     let mut bodies = Vec::new();
     for (user, secret) in cases {
-        let answer = app.get("service=registry", Some((user, secret))).await;
+        let answer = get(&app, "service=registry", Some((user, secret))).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{user}");
         bodies.push(answer.body);
     }
@@ -309,7 +247,7 @@ async fn bad_input_gets_a_clear_400() {
         ("service=other".into(), "INVALID_SERVICE"),
     ];
     for (query, code) in cases {
-        let answer = app.get(&query, None).await;
+        let answer = get(&app, &query, None).await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -350,7 +288,7 @@ async fn garbage_authorization_headers_are_rejected() {
             )
             .body(Body::empty())
             .unwrap();
-        let answer = app.send(request).await;
+        let answer = send(&app, request).await;
         assert_eq!(
             answer.status,
             StatusCode::BAD_REQUEST,
@@ -365,12 +303,12 @@ async fn garbage_authorization_headers_are_rejected() {
 async fn refresh_tokens_are_stable_bound_and_capped() {
     let app = TestApp::new();
     let pull = app.token("alice", "pull", AccessLevel::Pull);
-    let login = app
-        .get(
-            "service=registry&offline_token=true&client_id=docker",
-            Some(("alice", &pull)),
-        )
-        .await;
+    let login = get(
+        &app,
+        "service=registry&offline_token=true&client_id=docker",
+        Some(("alice", &pull)),
+    )
+    .await;
     assert_eq!(login.status, StatusCode::OK);
     let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
     assert!(refresh.starts_with("pclr_"));
@@ -379,7 +317,7 @@ async fn refresh_tokens_are_stable_bound_and_capped() {
         "grant_type=refresh_token&refresh_token={refresh}&service=registry&client_id=docker\
          &scope=repository:alice/app:pull,push&scope=repository:bob/app:pull"
     );
-    let answer = app.post(&form).await;
+    let answer = post(&app, &form).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(
         answer.body["refresh_token"],
@@ -396,12 +334,12 @@ async fn refresh_tokens_are_stable_bound_and_capped() {
 
     let other_service = form.replace("service=registry", "service=elsewhere");
     assert_eq!(
-        app.post(&other_service).await.status,
+        post(&app, &other_service).await.status,
         StatusCode::BAD_REQUEST
     );
 
     app.state.manager.revoke_token("alice", "pull").unwrap();
-    let after = app.post(&form).await;
+    let after = post(&app, &form).await;
     assert_eq!(
         after.status,
         StatusCode::UNAUTHORIZED,
@@ -412,16 +350,16 @@ async fn refresh_tokens_are_stable_bound_and_capped() {
 #[tokio::test]
 async fn refresh_tokens_from_passwords_die_with_a_password_change() {
     let app = TestApp::new();
-    let login = app
-        .get(
-            "service=registry&offline_token=true",
-            Some(("alice", ALICE_PASSWORD)),
-        )
-        .await;
+    let login = get(
+        &app,
+        "service=registry&offline_token=true",
+        Some(("alice", ALICE_PASSWORD)),
+    )
+    .await;
     let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
     let form =
         format!("grant_type=refresh_token&refresh_token={refresh}&service=registry&{PUSH_ALL}");
-    let answer = app.post(&form).await;
+    let answer = post(&app, &form).await;
     assert_eq!(
         actions(&answer.access(), "alice/app"),
         ["pull", "push", "delete"]
@@ -431,7 +369,7 @@ async fn refresh_tokens_from_passwords_die_with_a_password_change() {
         .manager
         .set_password("alice", &Password::new("a new password"))
         .unwrap();
-    assert_eq!(app.post(&form).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(&app, &form).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -442,7 +380,7 @@ async fn oauth_password_grant_and_bad_forms() {
          &access_type=offline&{PUSH_ALL}",
         ALICE_PASSWORD.replace(' ', "+")
     );
-    let answer = app.post(&form).await;
+    let answer = post(&app, &form).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
         answer.body["refresh_token"]
@@ -470,7 +408,7 @@ async fn oauth_password_grant_and_bad_forms() {
         ),
         ("service=registry", "UNSUPPORTED"),
     ] {
-        let answer = app.post(form).await;
+        let answer = post(&app, form).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{form}");
         assert_eq!(answer.error_code(), code, "{form}");
     }
@@ -479,7 +417,7 @@ async fn oauth_password_grant_and_bad_forms() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from("{}"))
         .unwrap();
-    assert_eq!(app.send(json).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(send(&app, json).await.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -497,7 +435,7 @@ async fn chunked_post_without_content_length_works() {
         .header(header::TRANSFER_ENCODING, "chunked")
         .body(body)
         .unwrap();
-    let answer = app.send(request).await;
+    let answer = send(&app, request).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["scope"], "repository:alice/app:pull");
 }
@@ -513,7 +451,7 @@ async fn tokens_only_mode_refuses_passwords() {
     let app = TestApp::with(|c| c.tokens_only = true);
     let token = app.token("alice", "t", AccessLevel::Push);
     let q = format!("service=registry&{PUSH_ALL}");
-    let refused = app.get(&q, Some(("alice", ALICE_PASSWORD))).await;
+    let refused = get(&app, &q, Some(("alice", ALICE_PASSWORD))).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert!(
         refused.body["errors"][0]["message"]
@@ -521,7 +459,7 @@ async fn tokens_only_mode_refuses_passwords() {
             .unwrap()
             .contains("application tokens only")
     );
-    let ok = app.get(&q, Some(("alice", &token))).await;
+    let ok = get(&app, &q, Some(("alice", &token))).await;
     assert_eq!(actions(&ok.access(), "alice/app"), ["pull", "push"]);
 }
 
@@ -531,21 +469,21 @@ async fn disabled_users_and_expired_tokens_are_refused_next_time() {
     let token = app.token("alice", "t", AccessLevel::Push);
     let q = "service=registry";
     assert_eq!(
-        app.get(q, Some(("alice", &token))).await.status,
+        get(&app, q, Some(("alice", &token))).await.status,
         StatusCode::OK
     );
     app.state.manager.set_disabled("alice", true).unwrap();
     assert_eq!(
-        app.get(q, Some(("alice", &token))).await.status,
+        get(&app, q, Some(("alice", &token))).await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.get(q, Some(("alice", ALICE_PASSWORD))).await.status,
+        get(&app, q, Some(("alice", ALICE_PASSWORD))).await.status,
         StatusCode::UNAUTHORIZED
     );
     app.state.manager.set_disabled("alice", false).unwrap();
     assert_eq!(
-        app.get(q, Some(("alice", &token))).await.status,
+        get(&app, q, Some(("alice", &token))).await.status,
         StatusCode::OK
     );
 
@@ -563,7 +501,7 @@ async fn disabled_users_and_expired_tokens_are_refused_next_time() {
         .create_token(&secret.digest(), &expired, 5, now() - 100)
         .unwrap();
     assert_eq!(
-        app.get(q, Some(("alice", secret.expose()))).await.status,
+        get(&app, q, Some(("alice", secret.expose()))).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -575,10 +513,10 @@ async fn failures_are_throttled_without_locking_out_tokens() {
     let q = "service=registry";
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(app.get(q, Some(("alice", "wrong password"))).await.status);
+        statuses.push(get(&app, q, Some(("alice", "wrong password"))).await.status);
     }
     assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5]);
-    let blocked = app.get(q, Some(("alice", ALICE_PASSWORD))).await;
+    let blocked = get(&app, q, Some(("alice", ALICE_PASSWORD))).await;
     assert_eq!(
         blocked.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -594,13 +532,13 @@ async fn failures_are_throttled_without_locking_out_tokens() {
     );
     assert_eq!(blocked.error_code(), "TOOMANYREQUESTS");
 
-    let with_token = app.get(q, Some(("alice", &token))).await;
+    let with_token = get(&app, q, Some(("alice", &token))).await;
     assert_eq!(
         with_token.status,
         StatusCode::OK,
         "valid application tokens still work"
     );
-    let bob = app.get(q, Some(("bob", "bob password 1"))).await;
+    let bob = get(&app, q, Some(("bob", BOB_PASSWORD))).await;
     assert_eq!(bob.status, StatusCode::OK, "other accounts are unaffected");
 }
 
@@ -609,7 +547,7 @@ async fn token_requests_write_nothing_until_the_batch() {
     let app = TestApp::new();
     let token = app.token("alice", "t", AccessLevel::Pull);
     assert_eq!(
-        app.get("service=registry", Some(("alice", &token)))
+        get(&app, "service=registry", Some(("alice", &token)))
             .await
             .status,
         StatusCode::OK

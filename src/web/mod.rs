@@ -1,7 +1,12 @@
-//! HTTP routes: the token endpoint, health, and (later) the pages.
+//! HTTP routes: the token endpoint, health, the web UI and its assets, and
+//! the security headers every response carries.
 
+mod assets;
 mod error;
 mod form;
+mod pages;
+pub mod session;
+pub mod stash;
 mod token;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,6 +16,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -30,6 +37,10 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/v2/token", get(token::get).post(token::post))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/assets/{name}", get(assets::serve))
+        .merge(pages::routes())
+        .fallback(pages::not_found)
+        .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(form::MAX_FORM_LEN))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -44,6 +55,27 @@ pub fn router(state: SharedState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(state)
+}
+
+/// Content-Security-Policy of every response: no inline script or style, no
+/// framing, forms post only here.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    for (name, value) in set {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// The client's address: the socket peer. Requests built in tests have none

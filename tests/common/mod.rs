@@ -8,6 +8,7 @@
     reason = "every test binary compiles this module and uses its own subset"
 )]
 
+pub mod app;
 pub mod browser;
 pub mod command;
 pub mod oci;
