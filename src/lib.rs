@@ -42,18 +42,9 @@ impl AppState {
     /// Opens the data directory, creating on first start the database, the
     /// CA, the signing key and the initial admin account.
     pub fn open(config: Config) -> anyhow::Result<AppState> {
-        let dir = &config.data_dir;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating the data directory {}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("restricting {}", dir.display()))?;
-
         let store = Arc::new(open_store(&config)?);
         let now = Now::real();
-        let keys = keys::load_or_create(dir, time::OffsetDateTime::now_utc())?;
+        let keys = keys::load_or_create(&config.data_dir, time::OffsetDateTime::now_utc())?;
         create_initial_admin(&store, &config, now.unix)?;
 
         let settings = AuthSettings {
@@ -83,8 +74,22 @@ impl AppState {
     }
 }
 
-/// Opens the database file in the configured data directory.
+/// Creates the data directory if needed, readable by its owner only.
+pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.data_dir;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", dir.display()))
+}
+
+/// Opens the database file in the configured data directory, creating both
+/// as needed.
 pub fn open_store(config: &Config) -> anyhow::Result<Store> {
+    ensure_data_dir(config)?;
     let path = config.data_dir.join(store::DB_FILE);
     Store::open(&path).with_context(|| format!("opening {}", path.display()))
 }

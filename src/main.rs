@@ -259,8 +259,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 fn load_keys(config: &Config) -> anyhow::Result<keys::Keys> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    portcullis::ensure_data_dir(config)?;
     Ok(keys::load_or_create(
         &config.data_dir,
         OffsetDateTime::now_utc(),

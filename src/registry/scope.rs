@@ -406,4 +406,42 @@ mod tests {
             .unwrap();
         assert_eq!(scope.to_string(), "repository:a/x:pull,push,delete");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn component() -> impl Strategy<Value = String> {
+            "[a-z0-9]{1,6}([._-][a-z0-9]{1,6}){0,2}"
+        }
+
+        fn repository() -> impl Strategy<Value = String> {
+            prop::collection::vec(component(), 1..4).prop_map(|parts| parts.join("/"))
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics(raw in ".{0,300}") {
+                let _ = Scope::parse(&raw);
+                let _ = parse_scopes([raw.as_str()]);
+            }
+
+            #[test]
+            fn display_round_trips(
+                name in repository(),
+                host in prop::option::of("[a-z]{1,8}\\.[a-z]{2,3}(:[0-9]{1,5})?"),
+                actions in prop::collection::btree_set(
+                    prop::sample::select(vec![Action::Pull, Action::Push, Action::Delete]), 0..3),
+            ) {
+                let name = match host { Some(h) => format!("{h}/{name}"), None => name };
+                let scope = Scope {
+                    resource_type: ResourceType::Repository { class: None },
+                    name,
+                    actions,
+                };
+                prop_assert_eq!(Scope::parse(&scope.to_string()), Ok(Some(scope)));
+            }
+        }
+    }
 }

@@ -100,4 +100,13 @@ mod tests {
         // A stray `%` is kept literally, as browsers do.
         assert_eq!(Form::parse(b"a=100%").unwrap().get("a"), Some("100%"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_bounds_fields(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            if let Ok(form) = Form::parse(&raw) {
+                proptest::prop_assert!(form.0.len() <= MAX_FIELDS);
+            }
+        }
+    }
 }
