@@ -4,7 +4,8 @@
 //! Needs `chromium` and `chromium-driver` besides `docker-registry` and `skopeo`
 //! (`apt-get install chromium chromium-driver docker-registry skopeo`); the test fails, rather
 //! than skips, without them. Everything listens on 127.0.0.1. Screenshots land in
-//! `target/screenshots/` and are copied to `docs/screenshots/` for the README. Run with
+//! `target/screenshots/`; with `UPDATE_SCREENSHOTS=1` they are also copied to
+//! `docs/screenshots/` for the README (off by default, so tests leave the tree clean). Run with
 //! `cargo test --test browser -- --nocapture` to watch the steps.
 
 mod common;
@@ -172,6 +173,7 @@ impl Stack {
             .expect_text("code#docker-login", "docker login")
             .await;
         browser.expect_text("code#docker-login", "-u alice").await;
+        browser.find("a#back-to-profile").await;
         self.screenshot("token-created.png").await;
 
         browser.reload().await;
@@ -180,6 +182,7 @@ impl Stack {
                 .fail("reloading /tokens/created must not show the secret again")
                 .await;
         }
+        self.artifact("token-created-reloaded.png").await;
         secret
     }
 
@@ -187,10 +190,9 @@ impl Stack {
     async fn profile_lists_token(&self, name: &str) {
         step("4. the profile lists the token");
         let browser = &self.browser;
-        browser.click_and_wait("a#back-to-profile").await;
-        browser
-            .expect_path("/", "after following the link back")
-            .await;
+        // The reload above may already have led here; opening the profile works either way.
+        browser.goto(&self.url("/")).await;
+        browser.expect_path("/", "open the profile").await;
         let row = token_row(name);
         browser.expect_text(&row, name).await;
         browser.expect_text(&row, "push").await;
@@ -243,6 +245,7 @@ impl Stack {
             .expect_path("/", "after confirming the removal")
             .await;
         browser.find(".flash.success").await;
+        self.artifact("token-removed.png").await;
         if browser.exists(&row).await {
             browser
                 .fail(&format!("the row `{row}` is still listed after removal"))
@@ -281,9 +284,13 @@ impl Stack {
         format!("{}{path}", self.portcullis.url())
     }
 
-    /// A screenshot kept as a test artifact and copied for the README.
+    /// A screenshot kept as a test artifact, and copied for the README when
+    /// `UPDATE_SCREENSHOTS` is set.
     async fn screenshot(&self, name: &str) {
-        let dirs = [artifact_dir(), manifest_dir().join("docs/screenshots")];
+        let mut dirs = vec![artifact_dir()];
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            dirs.push(manifest_dir().join("docs/screenshots"));
+        }
         let path = self.browser.screenshot(name, &dirs).await;
         eprintln!("   screenshot {}", path.display());
     }

@@ -16,7 +16,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use refresh::RefreshToken;
-pub use sessions::{Flash, Session};
+pub use sessions::{Flash, FlashKind, Session};
 pub use tokens::{AppToken, NewToken, TokenUse};
 pub use users::User;
 

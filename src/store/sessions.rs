@@ -9,8 +9,28 @@ use super::{Result, SESSIONS, SESSIONS_BY_USER, Store, decode, encode, index_key
 /// A one-shot message shown on the next page.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Flash {
-    pub success: bool,
+    pub kind: FlashKind,
     pub message: String,
+}
+
+/// How a flash message is styled.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashKind {
+    Success,
+    Info,
+    Error,
+}
+
+impl FlashKind {
+    /// The CSS class of the message.
+    pub fn class(self) -> &'static str {
+        match self {
+            FlashKind::Success => "success",
+            FlashKind::Info => "info",
+            FlashKind::Error => "error",
+        }
+    }
 }
 
 /// A signed-in browser.

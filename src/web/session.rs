@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use super::SharedState;
 use super::pages::PageError;
 use crate::config::Config;
-use crate::store::{Flash, Session, User};
+use crate::store::{Flash, FlashKind, Session, User};
 
 /// Cookie holding the session id.
 pub const SESSION_COOKIE: &str = "portcullis_session";
@@ -46,8 +46,8 @@ impl SignedIn {
     }
 
     /// Leaves a message for the next page.
-    pub fn set_flash(&mut self, state: &SharedState, success: bool, message: String) {
-        self.session.flash = Some(Flash { success, message });
+    pub fn set_flash(&mut self, state: &SharedState, kind: FlashKind, message: String) {
+        self.session.flash = Some(Flash { kind, message });
         if let Err(e) = state.store.save_session(&self.hash, &self.session) {
             tracing::warn!(error = %e, "saving a flash message failed");
         }

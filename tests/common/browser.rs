@@ -15,6 +15,7 @@ use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -90,8 +91,9 @@ impl Browser {
             .prefix("chromium-profile-")
             .tempdir_in(dir)
             .expect("create a Chromium profile directory");
-        let client = ClientBuilder::rustls()
-            .expect("set up rustls for the WebDriver connection")
+        // chromedriver speaks plain HTTP on loopback: no TLS stack, so neither a rustls crypto
+        // provider nor the system's root certificates can get in the way.
+        let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities(profile.path()))
             .connect(&format!("http://127.0.0.1:{driver_port}"))
             .await
@@ -255,7 +257,7 @@ impl Browser {
         let what = format!("take the screenshot {name}");
         let (width, height) = self.ok(self.client().get_window_size().await, &what).await;
         let page_height = self.page_height().await;
-        let shot_height = page_height.clamp(height as u32, MAX_SCREENSHOT_HEIGHT);
+        let shot_height = page_height.max(height as u32).min(MAX_SCREENSHOT_HEIGHT);
         self.resize((width as u32, shot_height)).await;
         let png = self.client().screenshot().await;
         self.resize((width as u32, height as u32)).await;
@@ -402,14 +404,16 @@ fn delete_session(port: u16, session_id: &str) {
     }
 }
 
-/// The body of an HTML page, cut to a readable length.
+/// The page's main content (or else its body), cut to a readable length.
 fn excerpt(source: &str) -> String {
-    let body = source
-        .find("<body")
-        .map_or(source, |start| &source[start..]);
-    let cut: String = body.chars().take(SOURCE_EXCERPT_CHARS).collect();
-    if cut.len() < body.len() {
-        format!("{cut}\n… ({} more characters)", body.len() - cut.len())
+    let start = ["<main", "<body"]
+        .iter()
+        .find_map(|tag| source.find(tag))
+        .unwrap_or(0);
+    let content = &source[start..];
+    let cut: String = content.chars().take(SOURCE_EXCERPT_CHARS).collect();
+    if cut.len() < content.len() {
+        format!("{cut}\n… ({} more bytes)", content.len() - cut.len())
     } else {
         cut
     }

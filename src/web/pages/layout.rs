@@ -38,7 +38,7 @@ pub fn page(title: &str, chrome: Chrome<'_>, content: Markup) -> Markup {
                         }
                         @if let (Some(user), Some(csrf)) = (chrome.user, chrome.csrf) {
                             nav.account aria-label="Account" {
-                                span { "Signed in as " strong { (user.name) } }
+                                span { span.who-label { "Signed in as " } strong { (user.name) } }
                                 form #logout-form method="post" action="/logout" {
                                     input type="hidden" name="csrf" value=(csrf);
                                     button #logout .link type="submit" { "Sign out" }
@@ -49,7 +49,7 @@ pub fn page(title: &str, chrome: Chrome<'_>, content: Markup) -> Markup {
                 }
                 main.wrap {
                     @if let Some(flash) = chrome.flash {
-                        div.flash.success[flash.success].error[!flash.success] role="status" {
+                        div class=(format!("flash {}", flash.kind.class())) role="status" {
                             (flash.message)
                         }
                     }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::layout::{Chrome, page};
 use super::{PageError, PageForm};
 use crate::auth::{AuthError, Now};
-use crate::store::{Flash, Session};
+use crate::store::{Flash, FlashKind, Session};
 use crate::web::session::{
     LOGIN_COOKIE, SESSION_COOKIE, SignedIn, check_csrf, cookie, random_id, session_hash, set_cookie,
 };
@@ -35,7 +35,7 @@ pub async fn show(
         return Redirect::to("/").into_response();
     }
     let flash = query.signed_out.map(|_| Flash {
-        success: true,
+        kind: FlashKind::Success,
         message: "You are signed out.".to_owned(),
     });
     render(&state, StatusCode::OK, "", flash)
@@ -133,7 +133,7 @@ pub async fn logout(
 
 fn error(message: String) -> Flash {
     Flash {
-        success: false,
+        kind: FlashKind::Error,
         message,
     }
 }
@@ -161,7 +161,7 @@ fn form(username: &str, csrf: &str) -> Markup {
     html! {
         div.card.narrow {
             h1 { "Sign in" }
-            p.muted { "Use your account password. Application tokens work only with docker login." }
+            p.muted { "Use your account password. Application tokens work only with " code { "docker login" } "." }
             form #login-form method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 div.field {

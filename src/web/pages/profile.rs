@@ -10,6 +10,7 @@ use super::{PageError, PageForm};
 use crate::auth::password::Password;
 use crate::auth::{AuthError, Now};
 use crate::manage::ManageError;
+use crate::store::FlashKind;
 use crate::store::{AppToken, RefreshToken};
 use crate::web::session::SignedIn;
 use crate::web::{ClientAddr, SharedState};
@@ -165,7 +166,7 @@ fn create_card(form: &CreateForm, at_limit: bool, limit: usize, csrf: &str) -> M
                         div.field {
                             label for="token-name" { "Name" }
                             input #token-name type="text" name="name" value=(form.name) maxlength="64" required
-                                placeholder="laptop, ci-deploy…" aria-invalid=(invalid(errors, "name"))
+                                placeholder="e.g. laptop" aria-invalid=(invalid(errors, "name"))
                                 aria-describedby="name-error";
                             (field_error(errors, "name"))
                         }
@@ -254,9 +255,8 @@ fn password_card(errors: &Errors, csrf: &str) -> Markup {
                         (field_error(errors, "current_password"))
                     }
                     div.field {
-                        label for="new-password" { "New password" }
+                        label for="new-password" { "New password (8 characters or more)" }
                         input #new-password type="password" name="new_password" autocomplete="new-password" minlength="8" required aria-invalid=(invalid(errors, "new_password"));
-                        p.hint { "At least 8 characters." }
                         (field_error(errors, "new_password"))
                     }
                     div.field {
@@ -351,7 +351,7 @@ pub async fn change_password(
         logins,
         if logins == 1 { " was" } else { "s were" },
     );
-    signed_in.set_flash(&state, true, message);
+    signed_in.set_flash(&state, FlashKind::Success, message);
     Ok(Redirect::to("/").into_response())
 }
 

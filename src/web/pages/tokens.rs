@@ -12,6 +12,7 @@ use super::profile::{self, CreateForm, Errors, access_label};
 use super::{PageError, PageForm};
 use crate::manage::{Expiry, ManageError, validate_token_name};
 use crate::registry::policy::AccessLevel;
+use crate::store::FlashKind;
 use crate::store::{AppToken, StoreError};
 use crate::web::SharedState;
 use crate::web::session::SignedIn;
@@ -133,7 +134,7 @@ pub async fn created(
     let Some(created) = state.secrets.take(&signed_in.hash, Instant::now()) else {
         signed_in.set_flash(
             &state,
-            false,
+            FlashKind::Info,
             "A token's secret is shown only once, right after it is created. If you did not copy it, \
              remove the token and create a new one."
                 .to_owned(),
@@ -216,7 +217,11 @@ pub async fn remove(
         .revoke_token(&token.user, &token.name)
         .map_err(PageError::internal)?;
     tracing::info!(user = %token.user, token.id = %token.id, "token revoked");
-    signed_in.set_flash(&state, true, format!("Token “{}” removed.", token.name));
+    signed_in.set_flash(
+        &state,
+        FlashKind::Success,
+        format!("Token “{}” removed.", token.name),
+    );
     Ok(Redirect::to("/").into_response())
 }
 
@@ -235,7 +240,11 @@ pub async fn revoke_login(
         Err(e) => return Err(PageError::internal(e)),
     }
     tracing::info!(user = %user, refresh.id = %id, "docker login revoked");
-    signed_in.set_flash(&state, true, "Docker login revoked.".to_owned());
+    signed_in.set_flash(
+        &state,
+        FlashKind::Success,
+        "Docker login revoked.".to_owned(),
+    );
     Ok(Redirect::to("/").into_response())
 }
 
