@@ -8,6 +8,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::registry::policy::Policy;
+use crate::registry::rules::{RuleConfig, RuleError, Rules};
+
 /// File read when `PORTCULLIS_CONFIG` is not set; absent is fine.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 
@@ -46,6 +49,11 @@ pub struct Config {
     /// Registry address shown in the ready-made `docker login` line
     /// (`registry.example.com`); defaults to the host of `public_url`.
     pub registry_host: Option<String>,
+    /// Give every user pull, push and delete under their own name (the
+    /// built-in rule "own namespace").
+    pub own_namespace: bool,
+    /// Authorization rules: `[[rules]]` tables in the configuration file.
+    pub rules: Vec<RuleConfig>,
     /// Password for the initial `admin` account, used only on first start.
     #[serde(skip_serializing)]
     pub admin_password: Option<String>,
@@ -80,6 +88,8 @@ impl Default for Config {
             session_idle_ttl: 8 * 3600,
             session_max_ttl: 7 * 24 * 3600,
             registry_host: None,
+            own_namespace: true,
+            rules: Vec::new(),
             admin_password: None,
             log: None,
             log_format: LogFormat::Text,
@@ -94,6 +104,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("invalid configuration: `{key}` {problem}")]
     Invalid { key: &'static str, problem: String },
+    #[error("invalid configuration: {0}")]
+    Rule(#[from] RuleError),
 }
 
 impl Config {
@@ -147,6 +159,7 @@ impl Config {
                 "must be at least refresh_idle_ttl, and both above zero",
             );
         }
+        self.policy()?;
         if self.session_idle_ttl == 0 || self.session_max_ttl < self.session_idle_ttl {
             return invalid(
                 "session_max_ttl",
@@ -154,6 +167,11 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The access policy the rules describe.
+    pub fn policy(&self) -> Result<Policy, RuleError> {
+        Ok(Policy::new(Rules::new(&self.rules, self.own_namespace)?))
     }
 
     /// The registry host people type after `docker login`.
@@ -217,6 +235,26 @@ mod tests {
             jail.set_env("PORTCULLIS_TOKEN_TTL", "59");
             let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
             assert!(err.to_string().contains("token_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rules_load_from_the_file_and_errors_name_the_rule() {
+        Jail::expect_with(|jail| {
+            let good = "[[rules]]\nname = \"library\"\nwho = [\"authenticated\"]\n\
+                        repository = \"library/*\"\nallow = [\"pull\"]\n";
+            jail.create_file("good.toml", good)?;
+            let config = Config::from_figment(Config::figment(Path::new("good.toml"))).unwrap();
+            assert_eq!(config.rules.len(), 1);
+            let bad = good.replace("pull", "pul");
+            jail.create_file("bad.toml", &bad)?;
+            let err = Config::from_figment(Config::figment(Path::new("bad.toml"))).unwrap_err();
+            assert!(err.to_string().contains("\"library\""), "{err}");
+            let unknown = good.replace("allow", "alow");
+            jail.create_file("unknown.toml", &unknown)?;
+            let err = Config::from_figment(Config::figment(Path::new("unknown.toml"))).unwrap_err();
+            assert!(err.to_string().contains("alow"), "{err}");
             Ok(())
         });
     }

@@ -35,6 +35,9 @@ pub enum Request {
         admin: bool,
         password: String,
     },
+    ServiceAccountAdd {
+        name: String,
+    },
     UserList,
     UserPasswd {
         name: String,
@@ -54,6 +57,8 @@ pub enum Request {
         name: String,
         access: AccessLevel,
         expires_in_days: Option<u32>,
+        #[serde(default)]
+        repositories: Vec<String>,
     },
     TokenList {
         user: String,
@@ -95,6 +100,11 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
         } => manager
             .add_user(&name, admin, &Password::new(password), now)
             .map(|_| done(format!("user {name} created"))),
+        Request::ServiceAccountAdd { name } => manager.add_service_account(&name, now).map(|_| {
+            done(format!(
+                "service account {name} created; give it tokens with `token create`"
+            ))
+        }),
         Request::UserList => manager.users().map(|users| Response::Users {
             users: users
                 .into_iter()
@@ -127,12 +137,14 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
             name,
             access,
             expires_in_days,
+            repositories,
         } => manager
             .create_token(
                 &user,
                 &name,
                 access,
                 expires_in_days.map_or(Expiry::Never, Expiry::InDays),
+                Some(repositories),
                 now,
             )
             .map(|(_, secret)| Response::Secret {

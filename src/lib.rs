@@ -34,6 +34,8 @@ pub struct AppState {
     pub keys: Keys,
     pub auth: Authenticator,
     pub manager: Manager,
+    /// Who may do what, from the configured rules.
+    pub policy: registry::policy::Policy,
     /// Secrets of just-created tokens, waiting to be shown once.
     pub secrets: web::stash::SecretStash,
 }
@@ -42,6 +44,7 @@ impl AppState {
     /// Opens the data directory, creating on first start the database, the
     /// CA, the signing key and the initial admin account.
     pub fn open(config: Config) -> anyhow::Result<AppState> {
+        let policy = config.policy()?;
         let store = Arc::new(open_store(&config)?);
         let now = Now::real();
         let keys = keys::load_or_create(&config.data_dir, time::OffsetDateTime::now_utc())?;
@@ -61,6 +64,7 @@ impl AppState {
             keys,
             auth,
             manager,
+            policy,
             secrets: web::stash::SecretStash::default(),
         })
     }
@@ -106,6 +110,8 @@ fn create_initial_admin(store: &Store, config: &Config, now: i64) -> anyhow::Res
         disabled: false,
         created: now,
         credential_epoch: 0,
+        groups: Vec::new(),
+        service: false,
     };
     if store.create_initial_admin(&user)? {
         tracing::info!(user = INITIAL_ADMIN, "initial admin account created");

@@ -49,8 +49,11 @@ enum UserCommand {
     Add {
         name: String,
         /// Make the user an administrator.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "service")]
         admin: bool,
+        /// Create a service account: no password, application tokens only.
+        #[arg(long)]
+        service: bool,
     },
     /// List users.
     List,
@@ -77,6 +80,10 @@ enum TokenCommand {
         /// Expire after this many days (default: never).
         #[arg(long, value_name = "DAYS")]
         expires_in: Option<u32>,
+        /// Limit the token to repositories matching this pattern (`*` matches
+        /// anything); repeat for several.
+        #[arg(long = "repository", value_name = "PATTERN")]
+        repositories: Vec<String>,
     },
     /// List a user's tokens (never their secrets).
     List { user: String },
@@ -144,7 +151,12 @@ fn init_logging(config: &Config, serving: bool) {
 
 fn user(config: &Config, command: UserCommand) -> anyhow::Result<()> {
     let request = match command {
-        UserCommand::Add { name, admin } => Request::UserAdd {
+        UserCommand::Add {
+            name,
+            service: true,
+            ..
+        } => Request::ServiceAccountAdd { name },
+        UserCommand::Add { name, admin, .. } => Request::UserAdd {
             name,
             admin,
             password: read_password()?,
@@ -168,11 +180,13 @@ fn token(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
             name,
             access,
             expires_in,
+            repositories,
         } => Request::TokenCreate {
             user,
             name,
             access,
             expires_in_days: expires_in,
+            repositories,
         },
         TokenCommand::List { user } => Request::TokenList { user },
         TokenCommand::Revoke { user, name } => Request::TokenRevoke { user, name },

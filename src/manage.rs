@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::password::{self, Password};
 use crate::auth::secret::{SecretKind, TokenSecret};
 use crate::registry::policy::AccessLevel;
+use crate::registry::rules::check_pattern;
 use crate::registry::scope::is_path_component;
 use crate::store::{AppToken, NewToken, Store, StoreError, User};
 
@@ -62,6 +63,26 @@ impl Manager {
             disabled: false,
             created: now,
             credential_epoch: 0,
+            groups: Vec::new(),
+            service: false,
+        };
+        self.store.create_user(&user)?;
+        Ok(user)
+    }
+
+    /// Creates a service account: no password, application tokens only, so
+    /// it can never sign in to the web UI.
+    pub fn add_service_account(&self, name: &str, now: i64) -> Result<User> {
+        validate_user_name(name)?;
+        let user = User {
+            name: name.to_owned(),
+            password_hash: None,
+            admin: false,
+            disabled: false,
+            created: now,
+            credential_epoch: 0,
+            groups: Vec::new(),
+            service: true,
         };
         self.store.create_user(&user)?;
         Ok(user)
@@ -100,16 +121,28 @@ impl Manager {
         name: &str,
         access: AccessLevel,
         expiry: Expiry,
+        repositories: Option<Vec<String>>,
         now: i64,
     ) -> Result<(AppToken, TokenSecret)> {
         let name = validate_token_name(name)?;
         let expires = expiry.resolve(now)?;
+        let repositories = match repositories {
+            Some(list) if list.is_empty() => None,
+            Some(list) => {
+                for pattern in &list {
+                    check_pattern(pattern).map_err(ManageError::Invalid)?;
+                }
+                Some(list)
+            }
+            None => None,
+        };
         let secret = TokenSecret::generate(SecretKind::AppToken);
         let new = NewToken {
             user: user.to_owned(),
             name: name.to_owned(),
             access,
             expires,
+            repositories,
         };
         let token = self
             .store
@@ -246,19 +279,26 @@ mod tests {
             .add_user("alice", false, &Password::new("long enough"), 0)
             .unwrap();
         let (token, secret) = manager
-            .create_token("alice", "a", AccessLevel::Pull, Expiry::InDays(30), 100)
+            .create_token(
+                "alice",
+                "a",
+                AccessLevel::Pull,
+                Expiry::InDays(30),
+                None,
+                100,
+            )
             .unwrap();
         assert_eq!(token.expires, Some(100 + 30 * 86_400));
         assert!(secret.expose().starts_with("pcl_"));
         assert!(
             manager
-                .create_token("alice", "b", AccessLevel::Pull, Expiry::InDays(0), 0)
+                .create_token("alice", "b", AccessLevel::Pull, Expiry::InDays(0), None, 0)
                 .is_err()
         );
         manager
-            .create_token("alice", "b", AccessLevel::Pull, Expiry::Never, 0)
+            .create_token("alice", "b", AccessLevel::Pull, Expiry::Never, None, 0)
             .unwrap();
-        let third = manager.create_token("alice", "c", AccessLevel::Pull, Expiry::Never, 0);
+        let third = manager.create_token("alice", "c", AccessLevel::Pull, Expiry::Never, None, 0);
         assert!(matches!(
             third,
             Err(ManageError::Store(StoreError::LimitReached(2)))

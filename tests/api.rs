@@ -495,6 +495,7 @@ async fn disabled_users_and_expired_tokens_are_refused_next_time() {
         name: "old".into(),
         access: AccessLevel::Push,
         expires: Some(now() - 1),
+        repositories: None,
     };
     app.state
         .store

@@ -57,6 +57,8 @@ pub enum Via {
 pub struct Identity {
     pub user: User,
     pub level: AccessLevel,
+    /// Repository patterns the credential is limited to, if any.
+    pub repositories: Option<Vec<String>>,
     pub via: Via,
 }
 
@@ -66,7 +68,9 @@ impl Identity {
         Principal {
             name: self.user.name.clone(),
             admin: self.user.admin,
+            groups: self.user.groups.clone(),
             level: self.level,
+            repositories: self.repositories.clone(),
         }
     }
 }
@@ -186,6 +190,7 @@ impl Authenticator {
             Some(user) if ok && !user.disabled => Ok(Identity {
                 user,
                 level: AccessLevel::Delete,
+                repositories: None,
                 via: Via::Password,
             }),
             Some(user) if ok && user.disabled => Err(AuthError::Rejected("account disabled")),
@@ -225,6 +230,7 @@ impl Authenticator {
         Ok(Identity {
             user,
             level: token.access,
+            repositories: token.repositories.clone(),
             via: Via::AppToken { token, digest },
         })
     }
@@ -267,9 +273,9 @@ impl Authenticator {
             return Err(AuthError::Rejected("refresh token idle too long"));
         }
 
-        let level = match (&refresh.app_token, found.app_token) {
+        let (level, repositories) = match (&refresh.app_token, found.app_token) {
             (None, _) if self.settings.tokens_only => return Err(AuthError::PasswordsRefused),
-            (None, _) => AccessLevel::Delete,
+            (None, _) => (AccessLevel::Delete, None),
             (Some(_), None) => return Err(AuthError::Rejected("application token revoked")),
             (Some(_), Some(t)) if t.is_expired(now.unix) => {
                 return Err(AuthError::Rejected("application token expired"));
@@ -280,13 +286,14 @@ impl Authenticator {
                 {
                     self.usage.record(app_digest, now.unix, addr.to_string());
                 }
-                t.access
+                (t.access, t.repositories)
             }
         };
         self.usage.record(digest, now.unix, addr.to_string());
         Ok(Identity {
             user: found.user,
             level,
+            repositories,
             via: Via::Refresh { refresh },
         })
     }

@@ -4,4 +4,5 @@
 pub mod jwt;
 pub mod keys;
 pub mod policy;
+pub mod rules;
 pub mod scope;

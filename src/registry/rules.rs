@@ -126,7 +126,9 @@ impl Rules {
         for rule in self.rules.iter().filter(|r| applies(r, asker, scope)) {
             decision.allowed.extend(&rule.allow);
             decision.denied.extend(&rule.deny);
-            decision.matched.push((rule.name.clone(), rule.allow.clone(), rule.deny.clone()));
+            decision
+                .matched
+                .push((rule.name.clone(), rule.allow.clone(), rule.deny.clone()));
         }
         decision
     }
@@ -180,12 +182,15 @@ fn pattern_matches(pattern: &str, asker: Asker<'_>, name: &str) -> bool {
     if !needs_group {
         return glob(&with_user, name);
     }
-    asker.groups.iter().any(|g| glob(&with_user.replace("${group}", g), name))
+    asker
+        .groups
+        .iter()
+        .any(|g| glob(&with_user.replace("${group}", g), name))
 }
 
 /// `*` matches any run of characters, `/` included; everything else is
 /// literal.
-fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -208,13 +213,25 @@ fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn validate(config: &RuleConfig, index: usize) -> Result<Rule, RuleError> {
-    let name = config.name.clone().unwrap_or_else(|| format!("rule {index}"));
-    let fail = |problem: String| RuleError { rule: name.clone(), problem };
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("rule {index}"));
+    let fail = |problem: String| RuleError {
+        rule: name.clone(),
+        problem,
+    };
 
     if config.who.is_empty() {
-        return Err(fail("`who` must name at least one user, group, `authenticated` or `anonymous`".into()));
+        return Err(fail(
+            "`who` must name at least one user, group, `authenticated` or `anonymous`".into(),
+        ));
     }
-    let who = config.who.iter().map(|w| parse_subject(w).map_err(&fail)).collect::<Result<_, _>>()?;
+    let who = config
+        .who
+        .iter()
+        .map(|w| parse_subject(w).map_err(&fail))
+        .collect::<Result<_, _>>()?;
 
     let target = match (&config.repository, &config.registry) {
         (Some(pattern), None) => {
@@ -223,18 +240,37 @@ fn validate(config: &RuleConfig, index: usize) -> Result<Rule, RuleError> {
         }
         (None, Some(r)) if r == "catalog" => Target::Catalog,
         (None, Some(r)) => return Err(fail(format!("registry {r:?} is not \"catalog\""))),
-        _ => return Err(fail("give exactly one of `repository` or `registry`".into())),
+        _ => {
+            return Err(fail(
+                "give exactly one of `repository` or `registry`".into(),
+            ));
+        }
     };
 
-    let allow = parse_actions(&config.allow).map_err(&fail)?;
-    let deny = parse_actions(&config.deny).map_err(&fail)?;
+    let mut allow = parse_actions(&config.allow).map_err(&fail)?;
+    let mut deny = parse_actions(&config.deny).map_err(&fail)?;
     if allow.is_empty() && deny.is_empty() {
         return Err(fail("the rule neither allows nor denies anything".into()));
     }
-    if target == Target::Catalog && (allow.iter().chain(&deny)).any(|a| *a != Action::All) {
-        return Err(fail("the catalog only knows the action \"*\"".into()));
+    if target == Target::Catalog {
+        if allow.iter().chain(&deny).any(|a| *a != Action::All) {
+            return Err(fail("the catalog only knows the action \"*\"".into()));
+        }
+    } else {
+        // On a repository, `*` is every action.
+        for set in [&mut allow, &mut deny] {
+            if set.contains(&Action::All) {
+                set.extend([Action::Pull, Action::Push, Action::Delete]);
+            }
+        }
     }
-    Ok(Rule { name, who, target, allow, deny })
+    Ok(Rule {
+        name,
+        who,
+        target,
+        allow,
+        deny,
+    })
 }
 
 fn parse_subject(raw: &str) -> Result<Subject, String> {
@@ -247,9 +283,9 @@ fn parse_subject(raw: &str) -> Result<Subject, String> {
         },
     };
     match &subject {
-        Subject::User(n) | Subject::Group(n) if !is_path_component(n) => {
-            Err(format!("{raw:?} is not a valid user or group: use lowercase letters and digits"))
-        }
+        Subject::User(n) | Subject::Group(n) if !is_path_component(n) => Err(format!(
+            "{raw:?} is not a valid user or group: use lowercase letters and digits"
+        )),
         _ => Ok(subject),
     }
 }
@@ -261,11 +297,12 @@ fn parse_actions(raw: &[String]) -> Result<BTreeSet<Action>, String> {
             "pull" => out.insert(Action::Pull),
             "push" => out.insert(Action::Push),
             "delete" => out.insert(Action::Delete),
-            "*" => {
-                out.extend([Action::Pull, Action::Push, Action::Delete, Action::All]);
-                true
+            "*" => out.insert(Action::All),
+            other => {
+                return Err(format!(
+                    "unknown action {other:?}: use pull, push, delete or *"
+                ));
             }
-            other => return Err(format!("unknown action {other:?}: use pull, push, delete or *")),
         };
     }
     Ok(out)
@@ -273,10 +310,15 @@ fn parse_actions(raw: &[String]) -> Result<BTreeSet<Action>, String> {
 
 /// A pattern is a repository name in which components may hold `*`,
 /// `${user}` and `${group}`.
-fn check_pattern(pattern: &str) -> Result<(), String> {
-    let filled = pattern.replace("${user}", "u").replace("${group}", "g").replace('*', "x");
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    let filled = pattern
+        .replace("${user}", "u")
+        .replace("${group}", "g")
+        .replace('*', "x");
     if filled.contains('$') {
-        return Err(format!("{pattern:?}: the only placeholders are ${{user}} and ${{group}}"));
+        return Err(format!(
+            "{pattern:?}: the only placeholders are ${{user}} and ${{group}}"
+        ));
     }
     if filled.split('/').all(is_path_component) {
         Ok(())

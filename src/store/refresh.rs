@@ -169,6 +169,7 @@ mod tests {
             name: "ci".into(),
             access: AccessLevel::Pull,
             expires: None,
+            repositories: None,
         };
         store.create_token(&[1; 32], &new, 5, 0).unwrap();
         store

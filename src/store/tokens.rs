@@ -22,6 +22,10 @@ pub struct AppToken {
     pub expires: Option<i64>,
     pub last_used: Option<i64>,
     pub last_used_addr: Option<String>,
+    /// Repository patterns the token is limited to; `None` for all its
+    /// owner may use.
+    #[serde(default)]
+    pub repositories: Option<Vec<String>>,
 }
 
 impl AppToken {
@@ -38,6 +42,7 @@ pub struct NewToken {
     pub name: String,
     pub access: AccessLevel,
     pub expires: Option<i64>,
+    pub repositories: Option<Vec<String>>,
 }
 
 /// One use of a credential, remembered in memory and written in batches.
@@ -70,6 +75,7 @@ impl Store {
             expires: new.expires,
             last_used: None,
             last_used_addr: None,
+            repositories: new.repositories.clone(),
         };
         let txn = self.db.begin_write()?;
         {
@@ -207,6 +213,7 @@ mod tests {
             name: name.into(),
             access: AccessLevel::Push,
             expires: None,
+            repositories: None,
         }
     }
 

@@ -23,6 +23,13 @@ pub struct User {
     /// anything tied to the old password can tell they are stale.
     #[serde(default)]
     pub credential_epoch: u64,
+    /// Groups the user belongs to, kept here so a token request reads them
+    /// with the user in one lookup.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A service account: no password, application tokens only.
+    #[serde(default)]
+    pub service: bool,
 }
 
 impl Store {
@@ -176,6 +183,8 @@ pub(crate) mod tests {
             disabled: false,
             created: 0,
             credential_epoch: 0,
+            groups: Vec::new(),
+            service: false,
         }
     }
 

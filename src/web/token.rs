@@ -19,7 +19,6 @@ use super::{ApiError, ClientAddr, SharedState};
 use crate::auth::{AuthError, Identity, Now, Via};
 use crate::manage::validate_user_name;
 use crate::registry::jwt::{self, Claims};
-use crate::registry::policy;
 use crate::registry::scope::{Scope, parse_scopes};
 
 /// The credential a request carries.
@@ -162,15 +161,15 @@ async fn issue(
     let identity = authenticate(state, &request.credential, addr, now).await?;
 
     let principal = identity.as_ref().map(Identity::principal);
-    let granted: Vec<Scope> = request
-        .scopes
-        .iter()
-        .map(|s| policy::grant(principal.as_ref(), s))
-        .collect();
-    for (asked, got) in request.scopes.iter().zip(&granted) {
-        if got.actions != asked.actions {
-            debug!(scope.requested = %asked, scope.granted = %got, user = principal.as_ref().map(|p| p.name.as_str()).unwrap_or(""), "scope reduced by policy");
+    let user = principal.as_ref().map_or("", |p| p.name.as_str());
+    let mut granted = Vec::with_capacity(request.scopes.len());
+    for asked in &request.scopes {
+        let grant = state.policy.grant(principal.as_ref(), asked);
+        if grant.granted.actions != asked.actions {
+            debug!(user, scope.requested = %asked, scope.granted = %grant.granted,
+                reasons = %grant.reasons.join("; "), "scope reduced by policy");
         }
+        granted.push(grant.granted);
     }
 
     let refresh_token = match (&identity, &request.credential) {

@@ -90,7 +90,7 @@ impl TestApp {
         let (_, secret) = self
             .state
             .manager
-            .create_token(user, name, access, Expiry::Never, now())
+            .create_token(user, name, access, Expiry::Never, None, now())
             .unwrap();
         secret.expose().to_owned()
     }

@@ -25,6 +25,7 @@ pub struct CreateForm {
     pub access: String,
     pub expiry: String,
     pub expiry_date: String,
+    pub repositories: String,
     pub errors: Errors,
 }
 
@@ -195,6 +196,14 @@ fn create_card(form: &CreateForm, at_limit: bool, limit: usize, csrf: &str) -> M
                             p.hint { "Used when Expires is “on a date”. The token stops at the end of that day." }
                             (field_error(errors, "expiry_date"))
                         }
+                    }
+                    div.field {
+                        label for="token-repositories" { "Limit to repositories (optional)" }
+                        input #token-repositories type="text" name="repositories" value=(form.repositories)
+                            placeholder="e.g. alice/app, alice/tools/*" aria-invalid=(invalid(errors, "repositories"))
+                            aria-describedby="repositories-hint";
+                        p.hint #repositories-hint { "Separate patterns with commas; " code { "*" } " matches anything. Empty: every repository you may use." }
+                        (field_error(errors, "repositories"))
                     }
                     button #create-token-submit type="submit" { "Create token" }
                 }

@@ -30,8 +30,16 @@ pub async fn create(
         access: form.get("access").unwrap_or_default().to_owned(),
         expiry: form.get("expiry").unwrap_or_default().to_owned(),
         expiry_date: form.get("expiry_date").unwrap_or_default().to_owned(),
+        repositories: form.get("repositories").unwrap_or_default().to_owned(),
         errors: Errors::new(),
     };
+    let repositories: Vec<String> = values
+        .repositories
+        .split([',', ' ', '\n', '\r'])
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let repositories = Some(repositories);
 
     let name = validate_token_name(&values.name).map_err(|e| ("name", e.to_string()));
     let access =
@@ -49,28 +57,32 @@ pub async fn create(
 
     let user = signed_in.user.name.clone();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (token, secret) = match state
-        .manager
-        .create_token(&user, &name, access, expiry, now)
-    {
-        Ok(created) => created,
-        Err(e) => {
-            let problem = match e {
-                ManageError::Invalid(m) => ("expiry_date", m),
-                ManageError::Store(StoreError::Conflict(_)) => (
-                    "name",
-                    format!("You already have a token named “{name}”. Choose another name."),
-                ),
-                ManageError::Store(StoreError::LimitReached(limit)) => (
-                    "form",
-                    format!("You already have {limit} tokens, the most allowed. Remove one first."),
-                ),
-                other => return Err(PageError::internal(other)),
-            };
-            values.errors.push(problem);
-            return reshow(&state, &signed_in, values);
-        }
-    };
+    let (token, secret) =
+        match state
+            .manager
+            .create_token(&user, &name, access, expiry, repositories, now)
+        {
+            Ok(created) => created,
+            Err(e) => {
+                let problem = match e {
+                    ManageError::Invalid(m) if m.contains("pattern") => ("repositories", m),
+                    ManageError::Invalid(m) => ("expiry_date", m),
+                    ManageError::Store(StoreError::Conflict(_)) => (
+                        "name",
+                        format!("You already have a token named “{name}”. Choose another name."),
+                    ),
+                    ManageError::Store(StoreError::LimitReached(limit)) => (
+                        "form",
+                        format!(
+                            "You already have {limit} tokens, the most allowed. Remove one first."
+                        ),
+                    ),
+                    other => return Err(PageError::internal(other)),
+                };
+                values.errors.push(problem);
+                return reshow(&state, &signed_in, values);
+            }
+        };
     tracing::info!(user = %user, token.id = %token.id, token.access = token.access.as_str(), "token created");
 
     let created = Created {
