@@ -19,7 +19,7 @@ use crate::auth::password::Password;
 use crate::config::Config;
 use crate::manage::{Expiry, ManageError, Manager};
 use crate::registry::policy::AccessLevel;
-use crate::store::{AppToken, StoreError};
+use crate::store::{AppToken, Group, StoreError};
 
 /// File name of the socket inside the data directory.
 pub const SOCKET: &str = "control.sock";
@@ -67,6 +67,22 @@ pub enum Request {
         user: String,
         name: String,
     },
+    GroupAdd {
+        name: String,
+    },
+    GroupDelete {
+        name: String,
+    },
+    GroupList,
+    GroupMembership {
+        group: String,
+        user: String,
+        member: bool,
+    },
+    PolicyExplain {
+        user: String,
+        scopes: Vec<String>,
+    },
 }
 
 /// A user as listed, without the password hash.
@@ -75,6 +91,10 @@ pub struct UserSummary {
     pub name: String,
     pub admin: bool,
     pub disabled: bool,
+    #[serde(default)]
+    pub service: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
     pub created: i64,
 }
 
@@ -86,6 +106,8 @@ pub enum Response {
     Users { users: Vec<UserSummary> },
     Tokens { tokens: Vec<AppToken> },
     Secret { secret: String },
+    Groups { groups: Vec<Group> },
+    Lines { lines: Vec<String> },
     Failed { error: String },
 }
 
@@ -112,6 +134,8 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
                     name: u.name,
                     admin: u.admin,
                     disabled: u.disabled,
+                    service: u.service,
+                    groups: u.groups,
                     created: u.created,
                 })
                 .collect(),
@@ -156,6 +180,26 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
         Request::TokenRevoke { user, name } => manager
             .revoke_token(&user, &name)
             .map(|_| done(format!("token {name:?} of {user} revoked"))),
+        Request::GroupAdd { name } => manager
+            .add_group(&name, now)
+            .map(|_| done(format!("group {name} created"))),
+        Request::GroupDelete { name } => manager
+            .delete_group(&name)
+            .map(|_| done(format!("group {name} deleted"))),
+        Request::GroupList => manager.groups().map(|groups| Response::Groups { groups }),
+        Request::GroupMembership {
+            group,
+            user,
+            member,
+        } => manager
+            .set_membership(&group, &user, member)
+            .map(|_| match member {
+                true => done(format!("{user} added to {group}")),
+                false => done(format!("{user} removed from {group}")),
+            }),
+        Request::PolicyExplain { user, scopes } => manager
+            .explain(&user, &scopes)
+            .map(|lines| Response::Lines { lines }),
     };
     result.unwrap_or_else(|e| Response::Failed {
         error: describe(&e),
@@ -224,7 +268,8 @@ pub fn run(config: &Config, request: Request) -> anyhow::Result<Response> {
         }
         match crate::open_store(config) {
             Ok(store) => {
-                let manager = Manager::new(Arc::new(store), config.token_limit);
+                let policy = Arc::new(config.policy()?);
+                let manager = Manager::new(Arc::new(store), config.token_limit, policy);
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 return Ok(execute(&manager, request, now));
             }

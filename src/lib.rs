@@ -35,7 +35,7 @@ pub struct AppState {
     pub auth: Authenticator,
     pub manager: Manager,
     /// Who may do what, from the configured rules.
-    pub policy: registry::policy::Policy,
+    pub policy: Arc<registry::policy::Policy>,
     /// Secrets of just-created tokens, waiting to be shown once.
     pub secrets: web::stash::SecretStash,
 }
@@ -44,7 +44,7 @@ impl AppState {
     /// Opens the data directory, creating on first start the database, the
     /// CA, the signing key and the initial admin account.
     pub fn open(config: Config) -> anyhow::Result<AppState> {
-        let policy = config.policy()?;
+        let policy = Arc::new(config.policy()?);
         let store = Arc::new(open_store(&config)?);
         let now = Now::real();
         let keys = keys::load_or_create(&config.data_dir, time::OffsetDateTime::now_utc())?;
@@ -57,7 +57,7 @@ impl AppState {
         };
         let usage = Arc::new(auth::usage::UsageLog::default());
         let auth = Authenticator::new(Arc::clone(&store), settings, usage)?;
-        let manager = Manager::new(Arc::clone(&store), config.token_limit);
+        let manager = Manager::new(Arc::clone(&store), config.token_limit, Arc::clone(&policy));
         Ok(AppState {
             config,
             store,

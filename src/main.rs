@@ -32,6 +32,12 @@ enum Command {
     /// Manage application tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage groups of users.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Explain access decisions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Print the CA certificate bundle for the registry's `rootcertbundle`.
     Cert,
     /// Print a registry config.yml wired to this server.
@@ -40,6 +46,31 @@ enum Command {
         /// CA file in the data directory).
         #[arg(long)]
         rootcertbundle: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group.
+    Add { name: String },
+    /// Delete a group (its members stay).
+    Delete { name: String },
+    /// List groups and their members.
+    List,
+    /// Put a user in a group.
+    AddMember { group: String, user: String },
+    /// Take a user out of a group.
+    RemoveMember { group: String, user: String },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print, for each scope, what USER would be granted and which rule decided.
+    Explain {
+        user: String,
+        /// Scopes as clients send them, e.g. repository:team/app:pull,push.
+        #[arg(required = true)]
+        scopes: Vec<String>,
     },
 }
 
@@ -117,6 +148,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user(&config, command),
         Command::Token(command) => token(&config, command),
+        Command::Group(command) => {
+            let request = match command {
+                GroupCommand::Add { name } => Request::GroupAdd { name },
+                GroupCommand::Delete { name } => Request::GroupDelete { name },
+                GroupCommand::List => Request::GroupList,
+                GroupCommand::AddMember { group, user } => Request::GroupMembership {
+                    group,
+                    user,
+                    member: true,
+                },
+                GroupCommand::RemoveMember { group, user } => Request::GroupMembership {
+                    group,
+                    user,
+                    member: false,
+                },
+            };
+            print_response(control::run(&config, request)?)
+        }
+        Command::Policy(PolicyCommand::Explain { user, scopes }) => print_response(control::run(
+            &config,
+            Request::PolicyExplain { user, scopes },
+        )?),
         Command::Cert => {
             let keys = load_keys(&config)?;
             print!("{}", keys.ca_pem);
@@ -201,20 +254,35 @@ fn print_response(response: Response) -> anyhow::Result<()> {
         Response::Done { message } => eprintln!("{message}"),
         Response::Secret { secret } => writeln!(out, "{secret}")?,
         Response::Users { users } => {
+            let header = ["NAME", "KIND", "ADMIN", "DISABLED", "CREATED", "GROUPS"];
             writeln!(
                 out,
-                "{:<24} {:<6} {:<9} CREATED",
-                "NAME", "ADMIN", "DISABLED"
+                "{:<24} {:<8} {:<6} {:<9} {:<21} {}",
+                header[0], header[1], header[2], header[3], header[4], header[5]
             )?;
             for u in users {
+                let kind = if u.service { "service" } else { "person" };
                 writeln!(
                     out,
-                    "{:<24} {:<6} {:<9} {}",
+                    "{:<24} {:<8} {:<6} {:<9} {:<21} {}",
                     u.name,
+                    kind,
                     yes(u.admin),
                     yes(u.disabled),
-                    date(Some(u.created))
+                    date(Some(u.created)),
+                    u.groups.join(",")
                 )?;
+            }
+        }
+        Response::Groups { groups } => {
+            writeln!(out, "{:<24} MEMBERS", "GROUP")?;
+            for g in groups {
+                writeln!(out, "{:<24} {}", g.name, g.members.join(" "))?;
+            }
+        }
+        Response::Lines { lines } => {
+            for line in lines {
+                writeln!(out, "{line}")?;
             }
         }
         Response::Tokens { tokens } => {

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use crate::auth::password::{self, Password};
 use crate::auth::secret::{SecretKind, TokenSecret};
 use crate::registry::policy::AccessLevel;
+use crate::registry::policy::{Policy, Principal};
 use crate::registry::rules::check_pattern;
 use crate::registry::scope::is_path_component;
-use crate::store::{AppToken, NewToken, Store, StoreError, User};
+use crate::registry::scope::parse_scopes;
+use crate::store::{AppToken, Group, NewToken, Store, StoreError, User};
 
 /// Longest user name; names are registry namespaces.
 pub const MAX_USER_NAME: usize = 64;
@@ -34,11 +36,16 @@ pub type Result<T, E = ManageError> = std::result::Result<T, E>;
 pub struct Manager {
     store: Arc<Store>,
     token_limit: u32,
+    policy: Arc<Policy>,
 }
 
 impl Manager {
-    pub fn new(store: Arc<Store>, token_limit: u32) -> Manager {
-        Manager { store, token_limit }
+    pub fn new(store: Arc<Store>, token_limit: u32, policy: Arc<Policy>) -> Manager {
+        Manager {
+            store,
+            token_limit,
+            policy,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -52,7 +59,7 @@ impl Manager {
     /// Creates a user with a password. Hashes with argon2: call from a
     /// blocking context.
     pub fn add_user(&self, name: &str, admin: bool, password: &Password, now: i64) -> Result<User> {
-        validate_user_name(name)?;
+        self.check_new_name(name)?;
         password
             .validate_new()
             .map_err(|e| ManageError::Invalid(e.to_owned()))?;
@@ -73,7 +80,7 @@ impl Manager {
     /// Creates a service account: no password, application tokens only, so
     /// it can never sign in to the web UI.
     pub fn add_service_account(&self, name: &str, now: i64) -> Result<User> {
-        validate_user_name(name)?;
+        self.check_new_name(name)?;
         let user = User {
             name: name.to_owned(),
             password_hash: None,
@@ -148,6 +155,76 @@ impl Manager {
             .store
             .create_token(&secret.digest(), &new, self.token_limit, now)?;
         Ok((token, secret))
+    }
+
+    /// Creates a group (the usual use: a shared namespace of that name, which
+    /// is why a group may share its name with a namespace the rules use).
+    pub fn add_group(&self, name: &str, now: i64) -> Result<Group> {
+        validate_user_name(name)?;
+        Ok(self.store.create_group(name, now)?)
+    }
+
+    pub fn delete_group(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_group(name)?)
+    }
+
+    pub fn groups(&self) -> Result<Vec<Group>> {
+        Ok(self.store.groups()?)
+    }
+
+    /// Puts `user` in `group`, or takes them out.
+    pub fn set_membership(&self, group: &str, user: &str, member: bool) -> Result<()> {
+        Ok(self.store.set_membership(group, user, member)?)
+    }
+
+    /// What `user` would be granted for each scope, and why, one line each.
+    pub fn explain(&self, user: &str, scopes: &[String]) -> Result<Vec<String>> {
+        let user = self
+            .store
+            .user(user)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user}")))?;
+        let principal = Principal {
+            name: user.name.clone(),
+            admin: user.admin,
+            groups: user.groups.clone(),
+            level: AccessLevel::Delete,
+            repositories: None,
+        };
+        let parsed = parse_scopes(scopes.iter().map(String::as_str))
+            .map_err(|e| ManageError::Invalid(e.to_string()))?;
+        let mut lines = Vec::new();
+        if user.disabled {
+            lines.push(format!(
+                "{} is disabled: every request is refused",
+                user.name
+            ));
+        }
+        for scope in &parsed {
+            let grant = self.policy.grant(Some(&principal), scope);
+            let actions: Vec<&str> = grant.granted.actions.iter().map(|a| a.as_str()).collect();
+            let granted = if actions.is_empty() {
+                "nothing".to_owned()
+            } else {
+                actions.join(",")
+            };
+            lines.push(format!(
+                "{scope} -> {granted} ({})",
+                grant.reasons.join("; ")
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// A new user's name must be valid and not a namespace the rules name:
+    /// the user would own it. (The store refuses a name used by a group.)
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        validate_user_name(name)?;
+        if self.policy.rules().reserved_namespaces().contains(name) {
+            return Err(ManageError::Invalid(format!(
+                "{name:?} is a namespace the authorization rules use; choose another name"
+            )));
+        }
+        Ok(())
     }
 
     pub fn tokens(&self, user: &str) -> Result<Vec<AppToken>> {
@@ -274,7 +351,7 @@ mod tests {
     #[test]
     fn expiry_and_limit() {
         let (_dir, store) = crate::store::temp_store();
-        let manager = Manager::new(Arc::new(store), 2);
+        let manager = Manager::new(Arc::new(store), 2, Arc::new(Policy::default()));
         manager
             .add_user("alice", false, &Password::new("long enough"), 0)
             .unwrap();

@@ -4,6 +4,7 @@
 //! Records are JSON inside redb values, so fields can be added without a
 //! migration; the schema version in `meta` guards changes that need one.
 
+mod groups;
 mod refresh;
 mod sessions;
 mod tokens;
@@ -15,6 +16,7 @@ use std::path::Path;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use groups::Group;
 pub use refresh::RefreshToken;
 pub use sessions::{Flash, FlashKind, Session};
 pub use tokens::{AppToken, NewToken, TokenUse};
@@ -36,6 +38,8 @@ const TOKEN_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("token_na
 const REFRESH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
 /// `user \0 refresh-id` → digest: listing and revoking per user.
 const REFRESH_BY_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_by_user");
+/// Groups by name; members are also listed in each user record.
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 /// Web sessions keyed by the SHA-256 of the cookie's id.
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 /// `user \0 hex(session hash)` → session hash: ending a user's sessions.
@@ -138,6 +142,7 @@ impl Store {
             txn.open_table(REFRESH)?;
             txn.open_table(REFRESH_BY_USER)?;
             txn.open_table(SESSIONS)?;
+            txn.open_table(GROUPS)?;
             txn.open_table(SESSIONS_BY_USER)?;
         }
         txn.commit()?;

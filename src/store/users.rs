@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 const BOOTSTRAP_KEY: &str = "initial_admin_created";
 
 use super::{
-    META, REFRESH, REFRESH_BY_USER, Result, SESSIONS, SESSIONS_BY_USER, Store, StoreError,
+    GROUPS, META, REFRESH, REFRESH_BY_USER, Result, SESSIONS, SESSIONS_BY_USER, Store, StoreError,
     TOKEN_NAMES, TOKENS, USERS, decode, encode, index_values,
 };
 
@@ -43,6 +43,10 @@ impl Store {
                     "user {} already exists",
                     user.name
                 )));
+            }
+            if txn.open_table(GROUPS)?.get(user.name.as_str())?.is_some() {
+                let taken = format!("{} is already a group name", user.name);
+                return Err(StoreError::Conflict(taken));
             }
             users.insert(user.name.as_str(), encode(user).as_slice())?;
         }
@@ -146,8 +150,19 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut users = txn.open_table(USERS)?;
-            if users.remove(name)?.is_none() {
+            let removed = users.remove(name)?.map(|v| v.value().to_vec());
+            let Some(removed) = removed else {
                 return Err(StoreError::NotFound(format!("user {name}")));
+            };
+            let removed: User = decode("users", &removed)?;
+            let mut groups = txn.open_table(GROUPS)?;
+            for group_name in &removed.groups {
+                let stored = groups.get(group_name.as_str())?.map(|v| v.value().to_vec());
+                if let Some(bytes) = stored {
+                    let mut group: super::Group = decode("groups", &bytes)?;
+                    group.members.retain(|m| m != name);
+                    groups.insert(group_name.as_str(), encode(&group).as_slice())?;
+                }
             }
             let mut tokens = txn.open_table(TOKENS)?;
             let mut names = txn.open_table(TOKEN_NAMES)?;
