@@ -49,6 +49,10 @@ pub struct Config {
     /// Registry address shown in the ready-made `docker login` line
     /// (`registry.example.com`); defaults to the host of `public_url`.
     pub registry_host: Option<String>,
+    /// Audit events older than this many days are removed.
+    pub audit_retention_days: u32,
+    /// At most this many audit events are kept; the oldest go first.
+    pub audit_max_events: u64,
     /// Give every user pull, push and delete under their own name (the
     /// built-in rule "own namespace").
     pub own_namespace: bool,
@@ -88,6 +92,8 @@ impl Default for Config {
             session_idle_ttl: 8 * 3600,
             session_max_ttl: 7 * 24 * 3600,
             registry_host: None,
+            audit_retention_days: 90,
+            audit_max_events: 100_000,
             own_namespace: true,
             rules: Vec::new(),
             admin_password: None,

@@ -19,7 +19,7 @@ use crate::auth::password::Password;
 use crate::config::Config;
 use crate::manage::{Expiry, ManageError, Manager};
 use crate::registry::policy::AccessLevel;
-use crate::store::{AppToken, Group, StoreError};
+use crate::store::{AppToken, AuditEvent, AuditFilter, Group, StoreError};
 
 /// File name of the socket inside the data directory.
 pub const SOCKET: &str = "control.sock";
@@ -83,6 +83,10 @@ pub enum Request {
         user: String,
         scopes: Vec<String>,
     },
+    AuditList {
+        filter: AuditFilter,
+        limit: usize,
+    },
 }
 
 /// A user as listed, without the password hash.
@@ -108,11 +112,60 @@ pub enum Response {
     Secret { secret: String },
     Groups { groups: Vec<Group> },
     Lines { lines: Vec<String> },
+    Events { events: Vec<AuditEvent> },
     Failed { error: String },
 }
 
-/// Runs one request against the store. Blocking (argon2, redb writes).
+/// Runs one request against the store and records it in the audit log as
+/// done by `cli`. Blocking (argon2, redb writes).
 pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
+    let audit = audit_entry(&request);
+    let response = run_request(manager, request, now);
+    if let (Some((action, target)), false) = (audit, matches!(response, Response::Failed { .. })) {
+        let event = AuditEvent {
+            at: now,
+            actor: "cli".into(),
+            action: action.into(),
+            target,
+            addr: None,
+            detail: None,
+        };
+        if let Err(e) = manager.store().append_audit(&[event]) {
+            tracing::error!(error = %e, "writing the audit log failed");
+        }
+    }
+    response
+}
+
+/// The audit action and target of a request that changes something.
+fn audit_entry(request: &Request) -> Option<(&'static str, String)> {
+    Some(match request {
+        Request::UserAdd { name, .. } => ("user.created", name.clone()),
+        Request::ServiceAccountAdd { name } => ("user.created", name.clone()),
+        Request::UserPasswd { name, .. } => ("user.password_changed", name.clone()),
+        Request::UserDisable { name } => ("user.disabled", name.clone()),
+        Request::UserEnable { name } => ("user.enabled", name.clone()),
+        Request::UserDelete { name } => ("user.deleted", name.clone()),
+        Request::TokenCreate { user, name, .. } => ("token.created", format!("{user}/{name}")),
+        Request::TokenRevoke { user, name } => ("token.revoked", format!("{user}/{name}")),
+        Request::GroupAdd { name } => ("group.created", name.clone()),
+        Request::GroupDelete { name } => ("group.deleted", name.clone()),
+        Request::GroupMembership {
+            group,
+            user,
+            member: true,
+        } => ("group.member_added", format!("{user} in {group}")),
+        Request::GroupMembership {
+            group,
+            user,
+            member: false,
+        } => ("group.member_removed", format!("{user} in {group}")),
+        Request::UserList | Request::TokenList { .. } | Request::GroupList => return None,
+        Request::PolicyExplain { .. } | Request::AuditList { .. } => return None,
+    })
+}
+
+fn run_request(manager: &Manager, request: Request, now: i64) -> Response {
     let done = |message: String| Response::Done { message };
     let result = match request {
         Request::UserAdd {
@@ -144,7 +197,7 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
             .set_password(&name, &Password::new(password))
             .map(|_| {
                 done(format!(
-                    "password of {name} changed; refresh tokens obtained with the old one revoked"
+                    "password of {name} changed; their docker logins (refresh tokens) were revoked"
                 ))
             }),
         Request::UserDisable { name } => manager
@@ -197,6 +250,11 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
                 true => done(format!("{user} added to {group}")),
                 false => done(format!("{user} removed from {group}")),
             }),
+        Request::AuditList { filter, limit } => manager
+            .store()
+            .audit_events(&filter, limit)
+            .map(|events| Response::Events { events })
+            .map_err(ManageError::from),
         Request::PolicyExplain { user, scopes } => manager
             .explain(&user, &scopes)
             .map(|lines| Response::Lines { lines }),

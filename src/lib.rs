@@ -2,6 +2,7 @@
 //! registries. This crate builds the application so that `main` and the
 //! tests start it the same way.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod control;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub manager: Manager,
     /// Who may do what, from the configured rules.
     pub policy: Arc<registry::policy::Policy>,
+    /// Audit events waiting to be written.
+    pub audit: audit::Audit,
     /// Secrets of just-created tokens, waiting to be shown once.
     pub secrets: web::stash::SecretStash,
 }
@@ -56,6 +59,7 @@ impl AppState {
             refresh_max_ttl: config.refresh_max_ttl as i64,
         };
         let usage = Arc::new(auth::usage::UsageLog::default());
+        let audit = audit::Audit::new(Arc::clone(&store));
         let auth = Authenticator::new(Arc::clone(&store), settings, usage)?;
         let manager = Manager::new(Arc::clone(&store), config.token_limit, Arc::clone(&policy));
         Ok(AppState {
@@ -65,6 +69,7 @@ impl AppState {
             auth,
             manager,
             policy,
+            audit,
             secrets: web::stash::SecretStash::default(),
         })
     }

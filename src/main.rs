@@ -13,6 +13,7 @@ use portcullis::config::{Config, LogFormat};
 use portcullis::control::{self, Request, Response};
 use portcullis::registry::keys;
 use portcullis::registry::policy::AccessLevel;
+use portcullis::store::{AuditEvent, AuditFilter};
 
 /// Token authentication server for private container registries.
 #[derive(Parser)]
@@ -38,6 +39,24 @@ enum Command {
     /// Explain access decisions.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print the audit log, newest first.
+    Audit {
+        /// Only events concerning this user (as actor or target).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only actions starting with this, e.g. `token.` or `signin.failure`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events of the last DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        since_days: Option<u32>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the CA certificate bundle for the registry's `rootcertbundle`.
     Cert,
     /// Print a registry config.yml wired to this server.
@@ -166,6 +185,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print_response(control::run(&config, request)?)
         }
+        Command::Audit {
+            user,
+            action,
+            since_days,
+            limit,
+            json,
+        } => {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let since = since_days.map(|d| now - i64::from(d) * 86_400);
+            let filter = AuditFilter {
+                user,
+                action,
+                since,
+            };
+            match control::run(&config, Request::AuditList { filter, limit })? {
+                Response::Events { events } => print_events(&events, json),
+                other => print_response(other),
+            }
+        }
         Command::Policy(PolicyCommand::Explain { user, scopes }) => print_response(control::run(
             &config,
             Request::PolicyExplain { user, scopes },
@@ -280,6 +318,7 @@ fn print_response(response: Response) -> anyhow::Result<()> {
                 writeln!(out, "{:<24} {}", g.name, g.members.join(" "))?;
             }
         }
+        Response::Events { events } => print_events(&events, false)?,
         Response::Lines { lines } => {
             for line in lines {
                 writeln!(out, "{line}")?;
@@ -303,6 +342,30 @@ fn print_response(response: Response) -> anyhow::Result<()> {
                 )?;
             }
         }
+    }
+    Ok(())
+}
+
+fn print_events(events: &[AuditEvent], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for e in events {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+            continue;
+        }
+        let actor = if e.actor.is_empty() {
+            "-"
+        } else {
+            e.actor.as_str()
+        };
+        let addr = e.addr.as_deref().unwrap_or("-");
+        let detail = e.detail.as_deref().unwrap_or("");
+        let when = date(Some(e.at));
+        writeln!(
+            out,
+            "{when}  {actor:<16} {:<22} {:<32} {addr:<15} {detail}",
+            e.action, e.target
+        )?;
     }
     Ok(())
 }

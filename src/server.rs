@@ -10,12 +10,16 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::store::StoreError;
 use crate::{AppState, control, web};
 
 /// How often remembered last-used times are written.
-const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(30);
-/// Expired sessions are removed every this many flushes (an hour).
-const SESSION_PURGE_EVERY_TICKS: u64 = 120;
+/// How often queued audit events are written.
+const TICK: Duration = Duration::from_secs(2);
+/// Last-used times are written every this many ticks (30 s).
+const USAGE_EVERY_TICKS: u64 = 15;
+/// Hourly upkeep runs every this many ticks.
+const HOURLY_TICKS: u64 = 1800;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -42,51 +46,82 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     });
-    let flusher = tokio::spawn(flush_periodically(Arc::clone(&state)));
+    let upkeep = tokio::spawn(housekeeping(Arc::clone(&state)));
 
     let app = web::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 
-    info!("shutting down: writing last-used times");
+    info!("shutting down: writing last-used times and audit events");
     control.abort();
-    flusher.abort();
+    upkeep.abort();
     let _ = std::fs::remove_file(config.data_dir.join(control::SOCKET));
     let flush_state = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || flush_state.flush_usage()).await??;
+    tokio::task::spawn_blocking(move || {
+        flush_state.flush_usage()?;
+        flush_state.audit.flush()
+    })
+    .await??;
     info!("stopped");
     Ok(())
 }
 
-async fn flush_periodically(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(USAGE_FLUSH_EVERY);
+/// Background upkeep: audit events every tick, last-used times every
+/// fifteenth, and once an hour expired sessions, old audit events and the
+/// audit entries for tokens that expired.
+async fn housekeeping(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(TICK);
     let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
         ticks += 1;
-        if ticks % SESSION_PURGE_EVERY_TICKS == 1 {
-            purge_sessions(Arc::clone(&state)).await;
+        blocking(&state, "writing audit events", |s| s.audit.flush()).await;
+        if ticks.is_multiple_of(USAGE_EVERY_TICKS) {
+            blocking(&state, "writing last-used times", |s| s.flush_usage()).await;
         }
-        let state = Arc::clone(&state);
-        match tokio::task::spawn_blocking(move || state.flush_usage()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "writing last-used times failed; will retry"),
-            Err(e) => warn!(error = %e, "the last-used writer panicked"),
+        if ticks % HOURLY_TICKS == 1 {
+            blocking(&state, "hourly upkeep", hourly).await;
         }
     }
 }
 
-async fn purge_sessions(state: Arc<AppState>) {
+fn hourly(state: &AppState) -> Result<(), StoreError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let idle_before = now - state.config.session_idle_ttl as i64;
-    let created_before = now - state.config.session_max_ttl as i64;
-    let purge = move || state.store.purge_sessions(idle_before, created_before);
-    match tokio::task::spawn_blocking(purge).await {
-        Ok(Ok(n)) if n > 0 => info!(sessions.purged = n, "expired sessions removed"),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => warn!(error = %e, "removing expired sessions failed"),
-        Err(e) => warn!(error = %e, "the session purge panicked"),
+    let config = &state.config;
+    let idle_before = now - config.session_idle_ttl as i64;
+    let created_before = now - config.session_max_ttl as i64;
+    let sessions = state.store.purge_sessions(idle_before, created_before)?;
+    let retention = now - i64::from(config.audit_retention_days) * 86_400;
+    let events = state
+        .store
+        .prune_audit(retention, config.audit_max_events)?;
+    if sessions + events > 0 {
+        info!(
+            sessions.purged = sessions,
+            audit.pruned = events,
+            "old records removed"
+        );
+    }
+    for token in state.store.newly_expired(now)? {
+        let target = format!("{}/{}", token.user, token.name);
+        state.audit.record("", "token.expired", &target, None, None);
+    }
+    Ok(())
+}
+
+/// Runs store work on the blocking pool; failures are logged and retried on
+/// the next round.
+async fn blocking(
+    state: &Arc<AppState>,
+    what: &'static str,
+    work: impl FnOnce(&AppState) -> Result<(), StoreError> + Send + 'static,
+) {
+    let state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || work(&state)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "{what} failed; will retry"),
+        Err(e) => warn!(error = %e, "{what} panicked"),
     }
 }
 

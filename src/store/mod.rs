@@ -4,6 +4,7 @@
 //! Records are JSON inside redb values, so fields can be added without a
 //! migration; the schema version in `meta` guards changes that need one.
 
+mod audit;
 mod groups;
 mod refresh;
 mod sessions;
@@ -16,6 +17,7 @@ use std::path::Path;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use audit::{AuditEvent, AuditFilter};
 pub use groups::Group;
 pub use refresh::RefreshToken;
 pub use sessions::{Flash, FlashKind, Session};
@@ -38,6 +40,10 @@ const TOKEN_NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("token_na
 const REFRESH: TableDefinition<&[u8], &[u8]> = TableDefinition::new("refresh_tokens");
 /// `user \0 refresh-id` → digest: listing and revoking per user.
 const REFRESH_BY_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("refresh_by_user");
+/// Audit events by sequence number.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// `user \0 zero-padded sequence` → sequence: events concerning a user.
+const AUDIT_BY_USER: TableDefinition<&str, u64> = TableDefinition::new("audit_by_user");
 /// Groups by name; members are also listed in each user record.
 const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 /// Web sessions keyed by the SHA-256 of the cookie's id.
@@ -143,6 +149,8 @@ impl Store {
             txn.open_table(REFRESH_BY_USER)?;
             txn.open_table(SESSIONS)?;
             txn.open_table(GROUPS)?;
+            txn.open_table(AUDIT)?;
+            txn.open_table(AUDIT_BY_USER)?;
             txn.open_table(SESSIONS_BY_USER)?;
         }
         txn.commit()?;

@@ -4,8 +4,8 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    REFRESH, REFRESH_BY_USER, Result, Store, StoreError, TOKEN_NAMES, TOKENS, USERS, User, decode,
-    encode, index_key, index_values,
+    META, REFRESH, REFRESH_BY_USER, Result, Store, StoreError, TOKEN_NAMES, TOKENS, USERS, User,
+    decode, encode, index_key, index_values,
 };
 use crate::registry::policy::AccessLevel;
 
@@ -157,6 +157,31 @@ impl Store {
         };
         txn.commit()?;
         Ok(token)
+    }
+
+    /// Tokens whose expiry passed since the previous call (or, the first
+    /// time, none), so each expiry is reported once, even across restarts.
+    pub fn newly_expired(&self, now: i64) -> Result<Vec<AppToken>> {
+        const WATERMARK: &str = "expiry_watermark";
+        let txn = self.db.begin_write()?;
+        let expired = {
+            let mut meta = txn.open_table(META)?;
+            let since = match meta.get(WATERMARK)? {
+                Some(v) => i64::from_be_bytes(v.value().try_into().unwrap_or_default()),
+                None => now,
+            };
+            meta.insert(WATERMARK, now.to_be_bytes().as_slice())?;
+            let mut expired = Vec::new();
+            for entry in txn.open_table(TOKENS)?.iter()? {
+                let token: AppToken = decode("tokens", entry?.1.value())?;
+                if token.expires.is_some_and(|e| e > since && e <= now) {
+                    expired.push(token);
+                }
+            }
+            expired
+        };
+        txn.commit()?;
+        Ok(expired)
     }
 
     /// Writes a batch of remembered last-used times and addresses, for

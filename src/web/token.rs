@@ -19,7 +19,8 @@ use super::{ApiError, ClientAddr, SharedState};
 use crate::auth::{AuthError, Identity, Now, Via};
 use crate::manage::validate_user_name;
 use crate::registry::jwt::{self, Claims};
-use crate::registry::scope::{Scope, parse_scopes};
+use crate::registry::policy::Grant;
+use crate::registry::scope::{Action, Scope, parse_scopes};
 
 /// The credential a request carries.
 enum Credential {
@@ -165,6 +166,7 @@ async fn issue(
     let mut granted = Vec::with_capacity(request.scopes.len());
     for asked in &request.scopes {
         let grant = state.policy.grant(principal.as_ref(), asked);
+        audit_rule_denial(state, user, asked, &grant, addr);
         if grant.granted.actions != asked.actions {
             debug!(user, scope.requested = %asked, scope.granted = %grant.granted,
                 reasons = %grant.reasons.join("; "), "scope reduced by policy");
@@ -188,6 +190,11 @@ async fn issue(
                     error!(error = %e, "storing a refresh token failed");
                     ApiError::internal()
                 })?;
+            let detail = format!("client {}", request.client_id);
+            let user = &identity.user.name;
+            state
+                .audit
+                .record(user, "refresh.issued", user, Some(addr), Some(detail));
             Some(Zeroizing::new(secret.expose().to_owned()))
         }
         _ => None,
@@ -231,6 +238,27 @@ async fn issue(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Records a push or delete that a rule denied (not merely not allowed).
+fn audit_rule_denial(
+    state: &SharedState,
+    user: &str,
+    asked: &Scope,
+    grant: &Grant,
+    addr: std::net::IpAddr,
+) {
+    let denied: Vec<&str> = [Action::Push, Action::Delete]
+        .into_iter()
+        .filter(|a| asked.actions.contains(a) && grant.denied_by_rule.contains(a))
+        .map(Action::as_str)
+        .collect();
+    if !denied.is_empty() {
+        let detail = format!("{} denied: {}", denied.join(","), grant.reasons.join("; "));
+        state
+            .audit
+            .record(user, "access.denied", &asked.name, Some(addr), Some(detail));
+    }
 }
 
 /// Turns the request's credential into an identity; `None` when anonymous.

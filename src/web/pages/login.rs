@@ -73,6 +73,10 @@ pub async fn submit(
         Ok(identity) => identity.user,
         Err(AuthError::Rejected(reason)) => {
             tracing::warn!(client.addr = %addr, reason, "sign-in refused");
+            let who = loggable_name(username);
+            state
+                .audit
+                .record(who, "signin.failure", who, Some(addr), None);
             state.auth.throttle.fail(username, addr, now.instant);
             let flash = Some(error(INVALID.to_owned()));
             return Ok(render(&state, StatusCode::UNAUTHORIZED, username, flash));
@@ -98,6 +102,9 @@ pub async fn submit(
         .create_session(&session_hash(&id), &session)
         .map_err(PageError::internal)?;
     tracing::info!(user = %user.name, client.addr = %addr, "signed in");
+    state
+        .audit
+        .record(&user.name, "signin.success", &user.name, Some(addr), None);
 
     let config = &state.config;
     let mut response = Redirect::to("/").into_response();
@@ -129,6 +136,16 @@ pub async fn logout(
     let cleared = set_cookie(&state.config, SESSION_COOKIE, "", 0, "Lax");
     response.headers_mut().append(header::SET_COOKIE, cleared);
     Ok(response)
+}
+
+/// A typed user name is recorded only when it is a valid one: people
+/// sometimes type their password into the user field.
+fn loggable_name(username: &str) -> &str {
+    if crate::manage::validate_user_name(username).is_ok() {
+        username
+    } else {
+        ""
+    }
 }
 
 fn error(message: String) -> Flash {

@@ -11,9 +11,12 @@ use crate::auth::password::Password;
 use crate::auth::{AuthError, Now};
 use crate::manage::ManageError;
 use crate::store::FlashKind;
-use crate::store::{AppToken, RefreshToken};
+use crate::store::{AppToken, AuditEvent, AuditFilter, RefreshToken};
 use crate::web::session::SignedIn;
 use crate::web::{ClientAddr, SharedState};
+
+/// How many of their own audit events a user sees.
+const RECENT_EVENTS: usize = 10;
 
 /// Field errors: (field name, message for a person).
 pub type Errors = Vec<(&'static str, String)>;
@@ -64,6 +67,18 @@ pub fn render(
         .store
         .refresh_tokens_of(name)
         .map_err(PageError::internal)?;
+    // Show the visitor's latest actions too, not only those already written.
+    if let Err(e) = state.audit.flush() {
+        tracing::warn!(error = %e, "writing audit events failed");
+    }
+    let mine = AuditFilter {
+        user: Some(name.clone()),
+        ..AuditFilter::default()
+    };
+    let events = state
+        .store
+        .audit_events(&mine, RECENT_EVENTS)
+        .map_err(PageError::internal)?;
     let csrf = signed_in.session.csrf.as_str();
     let limit = state.config.token_limit as usize;
     let chrome = Chrome {
@@ -82,6 +97,7 @@ pub fn render(
         (create_card(create, tokens.len() >= limit, limit, csrf))
         (logins_card(&logins, csrf))
         (password_card(password_errors, csrf))
+        (activity_card(&events))
     };
     Ok((status, page("Your tokens", chrome, content)).into_response())
 }
@@ -249,6 +265,34 @@ fn logins_card(logins: &[RefreshToken], csrf: &str) -> Markup {
     }
 }
 
+fn activity_card(events: &[AuditEvent]) -> Markup {
+    html! {
+        section.card aria-labelledby="activity-heading" {
+            h2 #activity-heading { "Recent activity" }
+            @if events.is_empty() {
+                p.muted { "Nothing recorded yet." }
+            } @else {
+                div.table-wrap {
+                    table #activity .stack {
+                        thead { tr { th { "When" } th { "What" } th { "Concerning" } th { "By" } th { "From" } } }
+                        tbody {
+                            @for e in events {
+                                tr {
+                                    td data-label="When" { (when(e.at)) }
+                                    td data-label="What" { code { (e.action) } }
+                                    td data-label="Concerning" { (e.target) }
+                                    td data-label="By" { @if e.actor.is_empty() { span.muted { "system" } } @else { (e.actor) } }
+                                    td data-label="From" { (e.addr.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn password_card(errors: &Errors, csrf: &str) -> Markup {
     html! {
         section.card aria-labelledby="password-heading" {
@@ -352,6 +396,14 @@ pub async fn change_password(
         .delete_sessions_of(&name, Some(&signed_in.hash))
         .map_err(PageError::internal)?;
     tracing::info!(user = %name, sessions.ended = sessions, logins.revoked = logins, "password changed");
+    let detail = format!("{sessions} other sessions ended, {logins} docker logins revoked");
+    state.audit.record(
+        &name,
+        "user.password_changed",
+        &name,
+        Some(addr),
+        Some(detail),
+    );
 
     let message = format!(
         "Password changed. {} other session{} signed out and {} docker login{} revoked.",

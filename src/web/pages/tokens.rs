@@ -14,13 +14,14 @@ use crate::manage::{Expiry, ManageError, validate_token_name};
 use crate::registry::policy::AccessLevel;
 use crate::store::FlashKind;
 use crate::store::{AppToken, StoreError};
-use crate::web::SharedState;
 use crate::web::session::SignedIn;
 use crate::web::stash::Created;
+use crate::web::{ClientAddr, SharedState};
 
 /// `POST /tokens`.
 pub async fn create(
     State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
     signed_in: SignedIn,
     PageForm(form): PageForm,
 ) -> Result<Response, PageError> {
@@ -84,6 +85,11 @@ pub async fn create(
             }
         };
     tracing::info!(user = %user, token.id = %token.id, token.access = token.access.as_str(), "token created");
+    let target = format!("{user}/{}", token.name);
+    let detail = format!("access {}", token.access.as_str());
+    state
+        .audit
+        .record(&user, "token.created", &target, Some(addr), Some(detail));
 
     let created = Created {
         name: token.name,
@@ -218,6 +224,7 @@ pub async fn confirm_remove(
 /// `POST /tokens/{id}/remove`.
 pub async fn remove(
     State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
     mut signed_in: SignedIn,
     Path(id): Path<String>,
     PageForm(form): PageForm,
@@ -229,6 +236,14 @@ pub async fn remove(
         .revoke_token(&token.user, &token.name)
         .map_err(PageError::internal)?;
     tracing::info!(user = %token.user, token.id = %token.id, "token revoked");
+    let target = format!("{}/{}", token.user, token.name);
+    state.audit.record(
+        &signed_in.user.name,
+        "token.revoked",
+        &target,
+        Some(addr),
+        None,
+    );
     signed_in.set_flash(
         &state,
         FlashKind::Success,
@@ -240,6 +255,7 @@ pub async fn remove(
 /// `POST /logins/{id}/revoke`.
 pub async fn revoke_login(
     State(state): State<SharedState>,
+    ClientAddr(addr): ClientAddr,
     mut signed_in: SignedIn,
     Path(id): Path<String>,
     PageForm(form): PageForm,
@@ -252,6 +268,10 @@ pub async fn revoke_login(
         Err(e) => return Err(PageError::internal(e)),
     }
     tracing::info!(user = %user, refresh.id = %id, "docker login revoked");
+    let target = format!("{user}/{id}");
+    state
+        .audit
+        .record(&user, "refresh.revoked", &target, Some(addr), None);
     signed_in.set_flash(
         &state,
         FlashKind::Success,
