@@ -112,6 +112,24 @@ impl Manager {
         Ok(self.store.update_user(name, |u| u.disabled = disabled)?)
     }
 
+    /// Grants or removes administrator rights.
+    pub fn set_admin(&self, name: &str, admin: bool) -> Result<User> {
+        let user = self.store.user(name)?.ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+        if user.service && admin {
+            return Err(ManageError::Invalid("a service account cannot be an administrator".into()));
+        }
+        Ok(self.store.update_user(name, |u| u.admin = admin)?)
+    }
+
+    /// Every application token of every user, by owner then name.
+    pub fn all_tokens(&self) -> Result<Vec<AppToken>> {
+        let mut all = Vec::new();
+        for user in self.store.users()? {
+            all.extend(self.store.tokens_of(&user.name)?);
+        }
+        Ok(all)
+    }
+
     pub fn delete_user(&self, name: &str) -> Result<()> {
         Ok(self.store.delete_user(name)?)
     }
