@@ -71,6 +71,159 @@ async fn registry_access_follows_portcullis_users_and_tokens() {
     stack.tokens_only_restart_refuses_passwords().await;
 }
 
+/// The authorization rules of issue 4, end to end: the examples the configuration must
+/// express, a service account, a token limited to one repository, and a disabled user.
+const TEAM_RULES: &str = r#"
+[[rules]]
+name = "web team"
+who = ["group:web"]
+repository = "web/*"
+allow = ["pull", "push"]
+
+[[rules]]
+name = "public"
+who = ["authenticated", "anonymous"]
+repository = "public/*"
+allow = ["pull"]
+
+[[rules]]
+name = "ci deploys"
+who = ["deployer"]
+repository = "public/*"
+allow = ["push"]
+"#;
+
+#[tokio::test]
+async fn rules_groups_and_service_accounts_decide_registry_access() {
+    let stack = Stack::start_with_rules(TEAM_RULES).await;
+    let portcullis = &stack.portcullis;
+    portcullis.add_user("alice", ALICE_PASSWORD).await;
+    portcullis.add_user("bob", BOB_PASSWORD).await;
+    portcullis.cli_ok(&["group", "add", "web"], None).await;
+    portcullis
+        .cli_ok(&["group", "add-member", "web", "alice"], None)
+        .await;
+    let alice = portcullis.create_token("alice", "laptop", "push").await;
+    let bob = portcullis.create_token("bob", "laptop", "push").await;
+    let as_alice = || Auth::Creds {
+        user: "alice",
+        secret: &alice,
+    };
+    let as_bob = || Auth::Creds {
+        user: "bob",
+        secret: &bob,
+    };
+
+    step("a group member pushes into the group namespace; a non-member is refused");
+    stack
+        .push("web/site:1", as_alice())
+        .await
+        .expect_success("alice pushes web/site");
+    expect_refused(
+        &stack.push("web/site:2", as_bob()).await,
+        "bob pushes web/site",
+    );
+    expect_refused(
+        &stack.pull("web/site:1", as_bob()).await,
+        "bob pulls web/site",
+    );
+
+    step("a service account's token pushes; anonymous clients pull public/*");
+    portcullis
+        .cli_ok(&["user", "add", "deployer", "--service"], None)
+        .await;
+    let deployer = portcullis.create_token("deployer", "ci", "push").await;
+    let as_deployer = Auth::Creds {
+        user: "deployer",
+        secret: &deployer,
+    };
+    stack
+        .push("public/tool:1", as_deployer)
+        .await
+        .expect_success("service account pushes");
+    stack
+        .expect_pull(
+            "public/tool:1",
+            Auth::Anonymous,
+            "anonymous pull of public/*",
+        )
+        .await;
+    expect_refused(
+        &stack.push("public/tool:2", Auth::Anonymous).await,
+        "anonymous push",
+    );
+    expect_refused(
+        &stack.pull("web/site:1", Auth::Anonymous).await,
+        "anonymous pull of web/*",
+    );
+
+    step("a token limited to one repository cannot touch another");
+    let args = [
+        "token",
+        "create",
+        "alice",
+        "--name",
+        "only-app",
+        "--repository",
+        "alice/app",
+    ];
+    let limited = portcullis
+        .cli_ok(&[&args[..], &["--access", "push"]].concat(), None)
+        .await;
+    let limited = limited.stdout_line().to_owned();
+    let as_limited = || Auth::Creds {
+        user: "alice",
+        secret: &limited,
+    };
+    stack
+        .push("alice/app:1", as_limited())
+        .await
+        .expect_success("limited token, its repository");
+    expect_refused(
+        &stack.push("alice/other:1", as_limited()).await,
+        "limited token elsewhere",
+    );
+    expect_refused(
+        &stack.push("web/site:3", as_limited()).await,
+        "limited token, group repo",
+    );
+
+    step("disabling a user stops their token on the very next token request");
+    stack
+        .expect_pull(
+            "web/site:1",
+            as_alice(),
+            "alice pulls before being disabled",
+        )
+        .await;
+    portcullis.cli_ok(&["user", "disable", "alice"], None).await;
+    expect_refused(
+        &stack.pull("web/site:1", as_alice()).await,
+        "disabled alice pulls",
+    );
+    portcullis.cli_ok(&["user", "enable", "alice"], None).await;
+    stack
+        .expect_pull("web/site:1", as_alice(), "alice pulls after being enabled")
+        .await;
+
+    step("the audit log saw the changes");
+    let audit = portcullis
+        .cli_ok(&["audit", "--json", "--limit", "500"], None)
+        .await;
+    for action in [
+        "group.member_added",
+        "user.disabled",
+        "token.created",
+        "user.created",
+    ] {
+        assert!(
+            audit.stdout.contains(action),
+            "audit lacks {action}:\n{}",
+            audit.stdout
+        );
+    }
+}
+
 /// Alice's application tokens, by what they may do.
 struct AliceTokens {
     /// Named `laptop`, access `push`.
@@ -93,6 +246,11 @@ impl Stack {
     /// Step 1: build the image offline, start portcullis, and start a registry configured by
     /// `portcullis registry-config`.
     async fn start() -> Stack {
+        Stack::start_with_rules("").await
+    }
+
+    /// Like [`Stack::start`], with `rules` (TOML) as portcullis's configuration file.
+    async fn start_with_rules(rules: &str) -> Stack {
         common::require_registry_tools();
         let work = WorkDir::new("portcullis-e2e-");
         step("1. build an OCI image offline");
@@ -108,7 +266,10 @@ impl Stack {
         );
 
         step("1. start portcullis and a registry configured by `portcullis registry-config`");
-        let portcullis = Portcullis::start(&work.subdir("portcullis"), false).await;
+        let portcullis_dir = work.subdir("portcullis");
+        // `serve` runs in this directory and reads portcullis.toml from it.
+        std::fs::write(portcullis_dir.join("portcullis.toml"), rules).expect("write the config");
+        let portcullis = Portcullis::start(&portcullis_dir, false).await;
         let config = portcullis.registry_config().await;
         let realm = format!("{}/v2/token", portcullis.url());
         assert!(
