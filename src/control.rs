@@ -274,8 +274,13 @@ fn describe(error: &ManageError) -> String {
     }
 }
 
-/// Serves the control socket until the task is dropped.
-pub async fn serve(dir: &Path, manager: Manager) -> anyhow::Result<()> {
+/// Serves the control socket until `stopping` turns true, then waits for the
+/// requests under way, so a CLI command is never cut off by a shutdown.
+pub async fn serve(
+    dir: &Path,
+    manager: Manager,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let path = dir.join(SOCKET);
     // We hold the database lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
@@ -283,15 +288,25 @@ pub async fn serve(dir: &Path, manager: Manager) -> anyhow::Result<()> {
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     let manager = Arc::new(manager);
+    let mut running = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = tokio::select! {
+            accepted = listener.accept() => accepted?.0,
+            _ = stopping.changed() => break,
+        };
         let manager = Arc::clone(&manager);
-        tokio::spawn(async move {
+        running.spawn(async move {
             if let Err(e) = handle(stream, manager).await {
                 tracing::warn!(error = %e, "control connection failed");
             }
         });
+        // Forget the connections that are done.
+        while running.try_join_next().is_some() {}
     }
+    drop(listener);
+    let _ = std::fs::remove_file(&path);
+    while running.join_next().await.is_some() {}
+    Ok(())
 }
 
 async fn handle(stream: tokio::net::UnixStream, manager: Arc<Manager>) -> anyhow::Result<()> {

@@ -96,27 +96,60 @@ impl Manager {
     }
 
     /// Sets a new password; refresh tokens obtained with the old one die.
-    pub fn set_password(&self, name: &str, password: &Password) -> Result<User> {
+    pub fn set_password(&self, name: &str, password: &Password) -> Result<PasswordChange> {
+        self.change_password(name, password, None)
+    }
+
+    /// Sets a new password, ending every web session of the user but `keep`
+    /// (the one changing it) and every docker login.
+    pub fn change_password(
+        &self,
+        name: &str,
+        password: &Password,
+        keep: Option<&[u8; 32]>,
+    ) -> Result<PasswordChange> {
         password
             .validate_new()
             .map_err(|e| ManageError::Invalid(e.to_owned()))?;
-        if self.store.user(name)?.is_none() {
-            return Err(StoreError::NotFound(format!("user {name}")).into());
+        let user = self
+            .store
+            .user(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+        if user.service {
+            return Err(ManageError::Invalid(
+                "a service account has no password: it uses application tokens only".into(),
+            ));
         }
-        Ok(self.store.set_password(name, password::hash(password))?)
+        let logins_revoked = self.store.refresh_tokens_of(name)?.len();
+        self.store.set_password(name, password::hash(password))?;
+        let sessions_ended = self.store.delete_sessions_of(name, keep)?;
+        Ok(PasswordChange {
+            sessions_ended,
+            logins_revoked,
+        })
     }
 
-    /// Disables or re-enables an account. A disabled account's tokens are
-    /// refused on their next use.
+    /// Disables or re-enables an account. Disabling ends its web sessions at
+    /// once; its tokens are refused on their next use, and work again if the
+    /// account is re-enabled.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User> {
-        Ok(self.store.update_user(name, |u| u.disabled = disabled)?)
+        let user = self.store.update_user(name, |u| u.disabled = disabled)?;
+        if disabled {
+            self.store.delete_sessions_of(name, None)?;
+        }
+        Ok(user)
     }
 
     /// Grants or removes administrator rights.
     pub fn set_admin(&self, name: &str, admin: bool) -> Result<User> {
-        let user = self.store.user(name)?.ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+        let user = self
+            .store
+            .user(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
         if user.service && admin {
-            return Err(ManageError::Invalid("a service account cannot be an administrator".into()));
+            return Err(ManageError::Invalid(
+                "a service account cannot be an administrator".into(),
+            ));
         }
         Ok(self.store.update_user(name, |u| u.admin = admin)?)
     }
@@ -255,6 +288,13 @@ impl Manager {
     pub fn revoke_token(&self, user: &str, name: &str) -> Result<AppToken> {
         Ok(self.store.revoke_token(user, name)?)
     }
+}
+
+/// What a password change ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordChange {
+    pub sessions_ended: usize,
+    pub logins_revoked: usize,
 }
 
 /// When a new token stops working.

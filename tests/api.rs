@@ -270,6 +270,59 @@ async fn bad_input_gets_a_clear_400() {
 }
 
 #[tokio::test]
+async fn a_recreated_account_does_not_inherit_the_old_password() {
+    let app = TestApp::new();
+    let q = "service=registry";
+    assert_eq!(
+        get(&app, q, Some(("alice", ALICE_PASSWORD))).await.status,
+        StatusCode::OK
+    );
+    app.state.manager.delete_user("alice").unwrap();
+    let fresh = Password::new("a brand new password");
+    app.state
+        .manager
+        .add_user("alice", false, &fresh, now())
+        .unwrap();
+    let old = get(&app, q, Some(("alice", ALICE_PASSWORD))).await;
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the remembered success is not reused"
+    );
+}
+
+#[tokio::test]
+async fn service_accounts_have_no_password_to_set() {
+    let app = TestApp::new();
+    app.state.manager.add_service_account("ci", now()).unwrap();
+    let set = app
+        .state
+        .manager
+        .set_password("ci", &Password::new("a password 1"));
+    assert!(set.is_err());
+    let token = app.token("ci", "deploy", AccessLevel::Push);
+    let answer = get(
+        &app,
+        "service=registry&scope=repository:ci/app:push",
+        Some(("ci", &token)),
+    )
+    .await;
+    assert_eq!(actions(&answer.access(), "ci/app"), ["push"]);
+}
+
+#[tokio::test]
+async fn a_huge_body_gets_a_json_413() {
+    let app = TestApp::new();
+    let answer = post(
+        &app,
+        &format!("grant_type=password&x={}", "a".repeat(20_000)),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.error_code(), "INVALID_REQUEST");
+}
+
+#[tokio::test]
 async fn garbage_authorization_headers_are_rejected() {
     let app = TestApp::new();
     let values: Vec<Vec<u8>> = vec![

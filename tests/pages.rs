@@ -462,6 +462,28 @@ async fn expired_and_disabled_sessions_end_at_once() {
 }
 
 #[tokio::test]
+async fn disabling_or_resetting_from_outside_ends_sessions() {
+    let app = TestApp::new();
+    let mut visitor = Visitor::signed_in(&app, "bob", BOB_PASSWORD).await;
+    app.state.manager.set_disabled("bob", true).unwrap();
+    app.state.manager.set_disabled("bob", false).unwrap();
+    assert_eq!(
+        location(&visitor.get("/").await),
+        "/login",
+        "re-enabling does not revive it"
+    );
+
+    let mut visitor = Visitor::signed_in(&app, "bob", BOB_PASSWORD).await;
+    let reset = portcullis::auth::password::Password::new("reset by admin 1");
+    app.state.manager.set_password("bob", &reset).unwrap();
+    assert_eq!(
+        location(&visitor.get("/").await),
+        "/login",
+        "an admin reset signs out"
+    );
+}
+
+#[tokio::test]
 async fn changing_the_password_ends_other_sessions_and_docker_logins() {
     let app = TestApp::new();
     let mut other = Visitor::signed_in(&app, "alice", ALICE_PASSWORD).await;

@@ -109,9 +109,6 @@ pub struct Authenticator {
     settings: AuthSettings,
 }
 
-/// Account names longer than this are cut before they key the throttle.
-const MAX_ACCOUNT_KEY: usize = 128;
-
 impl Authenticator {
     pub fn new(
         store: Arc<Store>,
@@ -137,7 +134,7 @@ impl Authenticator {
         addr: IpAddr,
         now: Now,
     ) -> Result<Identity, AuthError> {
-        let account = throttle_key(username);
+        let account = username;
         let result = if TokenSecret::looks_like(SecretKind::AppToken, secret) {
             self.app_token(username, secret, addr, now)
         } else {
@@ -330,13 +327,6 @@ impl Authenticator {
     }
 }
 
-fn throttle_key(username: &str) -> &str {
-    match username.char_indices().nth(MAX_ACCOUNT_KEY) {
-        Some((i, _)) => &username[..i],
-        None => username,
-    }
-}
-
 /// Keeps a client id short and printable: it is shown in the UI and logs.
 fn sanitize_client_id(raw: &str) -> String {
     let cleaned: String = raw
@@ -361,13 +351,5 @@ mod tests {
         assert_eq!(sanitize_client_id("a\nb\u{7}c"), "abc");
         assert_eq!(sanitize_client_id(""), "unknown");
         assert_eq!(sanitize_client_id(&"x".repeat(100)).len(), 64);
-    }
-
-    #[test]
-    fn throttle_keys_are_bounded() {
-        assert_eq!(
-            throttle_key(&"é".repeat(200)).chars().count(),
-            MAX_ACCOUNT_KEY
-        );
     }
 }

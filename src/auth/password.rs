@@ -121,7 +121,7 @@ impl PasswordVerifier {
         password: &Password,
         now: Instant,
     ) -> bool {
-        let key = self.cache_key(user, password);
+        let key = self.cache_key(user, phc.unwrap_or_default(), password);
         if phc.is_some() && self.is_remembered(&key, epoch, now) {
             return true;
         }
@@ -142,15 +142,14 @@ impl PasswordVerifier {
         ok && real
     }
 
-    /// Forgets every remembered verification for all users; called when a
-    /// password changes or an account is disabled.
-    pub fn forget_all(&self) {
-        self.remembered.lock().expect("cache lock").clear();
-    }
-
-    fn cache_key(&self, user: &str, password: &Password) -> [u8; 32] {
+    /// The MAC of user, stored hash and password: a remembered success is
+    /// bound to the exact hash it was checked against, so a new password, or
+    /// a deleted and re-created account of the same name, never matches it.
+    fn cache_key(&self, user: &str, phc: &str, password: &Password) -> [u8; 32] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.mac_key).expect("any key size");
         mac.update(user.as_bytes());
+        mac.update(&[0]);
+        mac.update(phc.as_bytes());
         mac.update(&[0]);
         mac.update(password.expose().as_bytes());
         mac.finalize().into_bytes().into()
@@ -204,22 +203,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn remembers_success_until_the_epoch_moves() {
+    async fn remembers_success_for_the_same_hash_only() {
         let verifier = PasswordVerifier::new([7; 32], 2);
         let pw = Password::new("correct horse");
         let phc = hash(&pw);
         let now = Instant::now();
         assert!(verifier.verify("alice", 0, Some(&phc), &pw, now).await);
-        // A remembered success is honoured even against a different hash...
-        assert!(verifier.verify("alice", 0, Some("garbage"), &pw, now).await);
-        // ...but not after the epoch moved or the entry aged out.
-        assert!(!verifier.verify("alice", 1, Some("garbage"), &pw, now).await);
+        let key = verifier.cache_key("alice", &phc, &pw);
+        assert!(verifier.is_remembered(&key, 0, now));
+        assert!(!verifier.is_remembered(&key, 1, now), "the epoch moved");
         let later = now + CACHE_TTL + Duration::from_secs(1);
-        assert!(
-            !verifier
-                .verify("alice", 0, Some("garbage"), &pw, later)
-                .await
-        );
+        assert!(!verifier.is_remembered(&key, 0, later), "aged out");
+
+        // A new hash under the same name (password changed, or the account
+        // deleted and created again) is checked for real.
+        let other = hash(&Password::new("another password"));
+        assert!(!verifier.verify("alice", 0, Some(&other), &pw, now).await);
+        assert!(!verifier.verify("alice", 0, Some("garbage"), &pw, now).await);
         assert!(
             !verifier.verify("bob", 0, None, &pw, now).await,
             "unknown user"

@@ -15,8 +15,12 @@ const FREE_FAILURES: u32 = 5;
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
 const WINDOW: Duration = Duration::from_secs(30 * 60);
-/// Most tracked pairs; stale ones are pruned first when it fills.
+/// Most tracked pairs; stale ones are pruned first when it fills, and if it
+/// is still full only blocked pairs are kept, so memory stays bounded.
 const CAPACITY: usize = 100_000;
+/// Account names are cut to this many bytes before they become keys: valid
+/// names are shorter, and a flood of huge names must not cost memory.
+const MAX_ACCOUNT_KEY: usize = 64;
 
 #[derive(Clone, Copy)]
 struct Record {
@@ -35,7 +39,7 @@ impl Throttle {
     /// How long the pair must still wait, if it is blocked now.
     pub fn blocked_for(&self, account: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
         let records = self.records.lock().expect("throttle lock");
-        let until = records.get(&(account.to_owned(), addr))?.blocked_until?;
+        let until = records.get(&key(account, addr))?.blocked_until?;
         (until > now).then(|| until - now)
     }
 
@@ -45,7 +49,14 @@ impl Throttle {
         if records.len() >= CAPACITY {
             records.retain(|_, r| now.duration_since(r.last) < WINDOW);
         }
-        let record = records.entry((account.to_owned(), addr)).or_insert(Record {
+        if records.len() >= CAPACITY {
+            records.retain(|_, r| r.blocked_until.is_some_and(|until| until > now));
+            tracing::warn!(
+                tracked = records.len(),
+                "failed-credential tracker full; kept blocked pairs only"
+            );
+        }
+        let record = records.entry(key(account, addr)).or_insert(Record {
             failures: 0,
             last: now,
             blocked_until: None,
@@ -69,8 +80,16 @@ impl Throttle {
         self.records
             .lock()
             .expect("throttle lock")
-            .remove(&(account.to_owned(), addr));
+            .remove(&key(account, addr));
     }
+}
+
+fn key(account: &str, addr: IpAddr) -> (String, IpAddr) {
+    let mut end = account.len().min(MAX_ACCOUNT_KEY);
+    while !account.is_char_boundary(end) {
+        end -= 1;
+    }
+    (account[..end].to_owned(), addr)
 }
 
 #[cfg(test)]
@@ -113,6 +132,21 @@ mod tests {
             t.blocked_for("alice", ADDR, now + MAX_DELAY),
             None,
             "block ends"
+        );
+    }
+
+    #[test]
+    fn long_account_names_share_a_bounded_key() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let long = "é".repeat(200);
+        for _ in 0..=FREE_FAILURES {
+            t.fail(&long, ADDR, now);
+        }
+        let prefix: String = long.chars().take(32).collect();
+        assert!(
+            t.blocked_for(&prefix, ADDR, now).is_some(),
+            "cut to 64 bytes"
         );
     }
 

@@ -119,9 +119,20 @@ impl Policy {
         };
         let mut actions: BTreeSet<Action> =
             requested.actions.intersection(&allowed).copied().collect();
+        // On a repository the registry reads `*` as every action, so it may
+        // only stand when every action it covers is granted too.
+        let every = BTreeSet::from([Action::Pull, Action::Push, Action::Delete]);
+        let is_repository = matches!(requested.resource_type, ResourceType::Repository { .. });
+        if is_repository && !allowed.is_superset(&every) {
+            actions.remove(&Action::All);
+        }
         if let (Some(p), ResourceType::Repository { .. }) = (principal, &requested.resource_type) {
             let before = actions.len();
             actions.retain(|a| p.level.permits(*a));
+            if p.repositories.is_some() {
+                // A token limited to some repositories never gets `*`.
+                actions.remove(&Action::All);
+            }
             if actions.len() < before {
                 reasons.push(format!("the credential is limited to {}", p.level.as_str()));
             }
@@ -335,6 +346,28 @@ mod tests {
             granted(&policy, Some(&web_pull), "repository:web/site:push"),
             ""
         );
+    }
+
+    /// A deny must also take away `*`, which the registry reads as every action.
+    #[test]
+    fn a_partial_deny_removes_the_wildcard() {
+        let configs = [
+            rule(&["group:ops"], "prod/*", &["*"], &[]),
+            rule(&["bob"], "prod/*", &[], &["push", "delete"]),
+        ];
+        let policy = Policy::new(Rules::new(&configs, false).unwrap());
+        let mut bob = principal("bob", false, AccessLevel::Delete);
+        bob.groups = vec!["ops".into()];
+        assert_eq!(granted(&policy, Some(&bob), "repository:prod/app:*"), "");
+        assert_eq!(
+            granted(&policy, Some(&bob), "repository:prod/app:pull,*"),
+            "pull"
+        );
+        let mut carol = principal("carol", false, AccessLevel::Delete);
+        carol.groups = vec!["ops".into()];
+        assert_eq!(granted(&policy, Some(&carol), "repository:prod/app:*"), "*");
+        carol.level = AccessLevel::Push;
+        assert_eq!(granted(&policy, Some(&carol), "repository:prod/app:*"), "");
     }
 
     #[test]

@@ -21,6 +21,16 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }
 
+    /// Any status, for rejections decided before a handler runs (a body
+    /// too large, say), so they too answer in the registry's JSON shape.
+    pub fn from_status(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError::new(status, code, message)
+    }
+
     /// 400: the request itself is wrong.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)

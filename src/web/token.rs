@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -84,8 +85,10 @@ pub async fn post(
     State(state): State<SharedState>,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body =
+        body.map_err(|e| ApiError::from_status(e.status(), "INVALID_REQUEST", e.body_text()))?;
     if let Some(kind) = headers.get(header::CONTENT_TYPE)
         && !kind
             .as_bytes()
@@ -150,7 +153,7 @@ async fn issue(
     if let Some(service) = &request.service
         && service != &config.service
     {
-        warn!(service.requested = %service, service.expected = %config.service,
+        warn!(service.requested = ?service, service.expected = %config.service,
             "token request for another service; check the registry's auth.token.service");
         return Err(ApiError::bad_request(
             "INVALID_SERVICE",

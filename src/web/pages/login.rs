@@ -57,15 +57,12 @@ pub async fn submit(
 
     let now = Now::real();
     if let Some(wait) = state.auth.throttle.blocked_for(username, addr, now.instant) {
-        let message = format!(
-            "Too many failed sign-ins. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        let flash = Some(error(too_many(wait)));
         return Ok(render(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             username,
-            Some(error(message)),
+            flash,
         ));
     }
 
@@ -77,7 +74,15 @@ pub async fn submit(
             state
                 .audit
                 .record(who, "signin.failure", who, Some(addr), None);
-            state.auth.throttle.fail(username, addr, now.instant);
+            if let Some(wait) = state.auth.throttle.fail(username, addr, now.instant) {
+                let flash = Some(error(too_many(wait)));
+                return Ok(render(
+                    &state,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    username,
+                    flash,
+                ));
+            }
             let flash = Some(error(INVALID.to_owned()));
             return Ok(render(&state, StatusCode::UNAUTHORIZED, username, flash));
         }
@@ -146,6 +151,13 @@ fn loggable_name(username: &str) -> &str {
     } else {
         ""
     }
+}
+
+fn too_many(wait: std::time::Duration) -> String {
+    format!(
+        "Too many failed sign-ins. Try again in {} seconds.",
+        wait.as_secs().max(1)
+    )
 }
 
 fn error(message: String) -> Flash {

@@ -380,21 +380,14 @@ pub async fn change_password(
         );
     }
 
-    let logins = state
-        .store
-        .refresh_tokens_of(&name)
-        .map_err(PageError::internal)?
-        .len();
     let manager = state.manager.clone();
-    let target = name.clone();
-    tokio::task::spawn_blocking(move || manager.set_password(&target, &new))
-        .await
-        .map_err(PageError::internal)?
-        .map_err(|e: ManageError| PageError::internal(e))?;
-    let sessions = state
-        .store
-        .delete_sessions_of(&name, Some(&signed_in.hash))
-        .map_err(PageError::internal)?;
+    let (target, keep) = (name.clone(), signed_in.hash);
+    let change =
+        tokio::task::spawn_blocking(move || manager.change_password(&target, &new, Some(&keep)))
+            .await
+            .map_err(PageError::internal)?
+            .map_err(|e: ManageError| PageError::internal(e))?;
+    let (sessions, logins) = (change.sessions_ended, change.logins_revoked);
     tracing::info!(user = %name, sessions.ended = sessions, logins.revoked = logins, "password changed");
     let detail = format!("{sessions} other sessions ended, {logins} docker logins revoked");
     state.audit.record(

@@ -1,7 +1,8 @@
 //! `portcullis serve`: the HTTP server, the control socket, the background
-//! writer of last-used times, and an orderly shutdown.
+//! writer of last-used times and audit events, and an orderly shutdown.
 
-use std::net::SocketAddr;
+mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use crate::config::Config;
 use crate::store::StoreError;
 use crate::{AppState, control, web};
 
-/// How often remembered last-used times are written.
 /// How often queued audit events are written.
 const TICK: Duration = Duration::from_secs(2);
 /// Last-used times are written every this many ticks (30 s).
@@ -23,7 +23,7 @@ const HOURLY_TICKS: u64 = 1800;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let state = Arc::new(tokio::task::block_in_place(|| AppState::open(config))?);
+    let state = Arc::new(tokio::task::block_in_place(|| open_state(config))?);
     let config = &state.config;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -37,24 +37,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         "portcullis is serving"
     );
 
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let control = tokio::spawn({
         let dir = config.data_dir.clone();
         let manager = state.manager.clone();
+        let stopping = stopping.clone();
         async move {
-            if let Err(e) = control::serve(&dir, manager).await {
+            if let Err(e) = control::serve(&dir, manager, stopping).await {
                 error!(error = %e, "the control socket stopped; CLI commands will fail while serve runs");
             }
         }
     });
     let upkeep = tokio::spawn(housekeeping(Arc::clone(&state)));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
 
-    let app = web::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    http::serve(listener, web::router(Arc::clone(&state)), stopping).await;
 
-    info!("shutting down: writing last-used times and audit events");
-    control.abort();
+    info!("shutting down: finishing CLI requests, writing last-used times and audit events");
+    let _ = control.await;
     upkeep.abort();
     let _ = std::fs::remove_file(config.data_dir.join(control::SOCKET));
     let flush_state = Arc::clone(&state);
@@ -123,6 +126,28 @@ async fn blocking(
         Ok(Err(e)) => warn!(error = %e, "{what} failed; will retry"),
         Err(e) => warn!(error = %e, "{what} panicked"),
     }
+}
+
+/// Opens the application state, waiting a few seconds if a CLI command
+/// holds the database (it opens it directly while no server runs).
+fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let mut attempts = 0;
+    loop {
+        match AppState::open(config.clone()) {
+            Err(e) if attempts < 50 && is_already_open(&e) => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
+        }
+    }
+}
+
+fn is_already_open(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::AlreadyOpen)
+    )
 }
 
 async fn shutdown_signal() {
