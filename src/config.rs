@@ -26,7 +26,8 @@ pub struct Config {
     /// Directory holding the database, the keys and the admin socket.
     pub data_dir: PathBuf,
     /// URL clients reach Portcullis at; the realm is this plus `/v2/token`.
-    pub public_url: String,
+    /// Defaults to `http://` and the `listen` address.
+    pub public_url: Option<String>,
     /// Name of the registry service; must match the registry's `auth.token.service`.
     pub service: String,
     /// `iss` of every token; must match the registry's `auth.token.issuer`.
@@ -81,7 +82,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 5001)),
             data_dir: PathBuf::from("data"),
-            public_url: "http://127.0.0.1:5001".to_owned(),
+            public_url: None,
             service: "registry".to_owned(),
             issuer: "portcullis".to_owned(),
             token_ttl: 900,
@@ -106,8 +107,10 @@ impl Default for Config {
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
-    Load(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("the configuration file {0} named by PORTCULLIS_CONFIG does not exist")]
+    MissingFile(PathBuf),
     #[error("invalid configuration: `{key}` {problem}")]
     Invalid { key: &'static str, problem: String },
     #[error("invalid configuration: {0}")]
@@ -117,9 +120,12 @@ pub enum ConfigError {
 impl Config {
     /// Loads defaults ← TOML file ← environment and validates the result.
     pub fn load() -> Result<Config, ConfigError> {
-        let file = std::env::var_os("PORTCULLIS_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        let file = match std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from) {
+            // A file named on purpose must exist; a typo must not go unnoticed.
+            Some(named) if !named.exists() => return Err(ConfigError::MissingFile(named)),
+            Some(named) => named,
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
         Self::from_figment(Self::figment(&file))
     }
 
@@ -132,7 +138,9 @@ impl Config {
 
     /// Extracts and validates a configuration from any figment.
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -150,7 +158,8 @@ impl Config {
         if self.token_limit == 0 {
             return invalid("token_limit", "must be at least 1");
         }
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+        let url = self.public_url();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return invalid("public_url", "must start with http:// or https://");
         }
         if self.service.trim().is_empty() {
@@ -185,21 +194,27 @@ impl Config {
         if let Some(host) = &self.registry_host {
             return host.clone();
         }
-        let rest = self
-            .public_url
-            .split_once("://")
-            .map_or(self.public_url.as_str(), |p| p.1);
+        let url = self.public_url();
+        let rest = url.split_once("://").map_or(url.as_str(), |p| p.1);
         rest.split('/').next().unwrap_or(rest).to_owned()
+    }
+
+    /// The URL clients reach Portcullis at.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", self.listen),
+        }
     }
 
     /// The token endpoint URL registries send clients to.
     pub fn realm(&self) -> String {
-        format!("{}/v2/token", self.public_url.trim_end_matches('/'))
+        format!("{}/v2/token", self.public_url().trim_end_matches('/'))
     }
 
     /// Whether cookies must carry `Secure`.
     pub fn is_https(&self) -> bool {
-        self.public_url.starts_with("https://")
+        self.public_url().starts_with("https://")
     }
 }
 

@@ -32,7 +32,8 @@ pub const INITIAL_ADMIN: &str = "admin";
 pub struct AppState {
     pub config: Config,
     pub store: Arc<Store>,
-    pub keys: Keys,
+    /// The signing key in use; swapped when its certificate is renewed.
+    keys: std::sync::RwLock<Arc<Keys>>,
     pub auth: Authenticator,
     pub manager: Manager,
     /// Who may do what, from the configured rules.
@@ -65,13 +66,30 @@ impl AppState {
         Ok(AppState {
             config,
             store,
-            keys,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             auth,
             manager,
             policy,
             audit,
             secrets: web::stash::SecretStash::default(),
         })
+    }
+
+    /// The current signing key and certificates.
+    pub fn keys(&self) -> Arc<Keys> {
+        Arc::clone(&self.keys.read().expect("keys lock"))
+    }
+
+    /// Issues a new certificate for the signing key when the current one is
+    /// close to its end, so a long-running server never signs with an
+    /// expired certificate.
+    pub fn renew_keys_if_due(&self, now: time::OffsetDateTime) -> anyhow::Result<bool> {
+        if self.keys().signing_not_after - now >= keys::SIGNING_RENEW_BEFORE {
+            return Ok(false);
+        }
+        let renewed = keys::load_or_create(&self.config.data_dir, now)?;
+        *self.keys.write().expect("keys lock") = Arc::new(renewed);
+        Ok(true)
     }
 
     /// Writes remembered last-used times to the store.

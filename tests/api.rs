@@ -125,7 +125,7 @@ async fn token_shape_follows_the_spec_and_verifies() {
     let (head, claims) = answer.jwt();
     assert_eq!(head["alg"], "ES256");
     assert_eq!(head["typ"], "JWT");
-    assert_eq!(head["kid"], app.state.keys.signer.kid.as_str());
+    assert_eq!(head["kid"], app.state.keys().signer.kid.as_str());
     assert_eq!(head["kid"].as_str().unwrap().len(), 59);
     assert_eq!(head["x5c"].as_array().unwrap().len(), 2);
     assert_eq!(claims["iss"], "portcullis");
@@ -308,6 +308,31 @@ async fn service_accounts_have_no_password_to_set() {
     )
     .await;
     assert_eq!(actions(&answer.access(), "ci/app"), ["push"]);
+}
+
+#[tokio::test]
+async fn a_running_server_renews_its_signing_certificate() {
+    let app = TestApp::new();
+    let before = app.state.keys();
+    let today = time::OffsetDateTime::now_utc();
+    assert!(
+        !app.state.renew_keys_if_due(today).unwrap(),
+        "nothing to do yet"
+    );
+    let near_the_end = before.signing_not_after - time::Duration::days(10);
+    assert!(app.state.renew_keys_if_due(near_the_end).unwrap());
+    let after = app.state.keys();
+    assert_eq!(after.signer.kid, before.signer.kid, "same key");
+    assert!(
+        after.signing_not_after > before.signing_not_after,
+        "new certificate"
+    );
+    let answer = get(&app, "service=registry", Some(("alice", ALICE_PASSWORD))).await;
+    assert_eq!(
+        answer.jwt().0["x5c"][0],
+        after.signer.x5c[0].as_str(),
+        "signs with it"
+    );
 }
 
 #[tokio::test]

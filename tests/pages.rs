@@ -3,128 +3,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 
-use common::app::{ALICE_PASSWORD, Answer, BOB_PASSWORD, TestApp, now};
+use common::app::{ALICE_PASSWORD, BOB_PASSWORD, TestApp, now};
+use common::visitor::{Visitor, flash_of, location};
 use portcullis::registry::policy::AccessLevel;
 use portcullis::store::Session;
-
-/// A browser stand-in: keeps cookies, follows nothing by itself.
-struct Visitor<'a> {
-    app: &'a TestApp,
-    cookies: BTreeMap<String, String>,
-}
-
-impl<'a> Visitor<'a> {
-    fn new(app: &'a TestApp) -> Self {
-        Visitor {
-            app,
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    /// A visitor signed in as `user`.
-    async fn signed_in(app: &'a TestApp, user: &str, password: &str) -> Self {
-        let mut visitor = Visitor::new(app);
-        let answer = visitor.login(user, password).await;
-        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text());
-        visitor
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> Answer {
-        let page = self.get("/login").await;
-        let csrf = csrf_of(&page);
-        self.post(
-            "/login",
-            &[("csrf", &csrf), ("username", user), ("password", password)],
-        )
-        .await
-    }
-
-    async fn get(&mut self, path: &str) -> Answer {
-        let request = Request::get(path).header(header::COOKIE, self.cookie_header());
-        self.send(request.body(Body::empty()).unwrap()).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let body: String = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let request = Request::post(path)
-            .header(header::COOKIE, self.cookie_header())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        self.send(request).await
-    }
-
-    /// Posts a form of the current session, with its CSRF token.
-    async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let csrf = csrf_of(&self.get("/").await);
-        let mut all = vec![("csrf", csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.post(path, &all).await
-    }
-
-    async fn send(&mut self, request: Request<Body>) -> Answer {
-        let answer = self.app.send(request).await;
-        for cookie in answer.set_cookies() {
-            let (pair, attributes) = cookie.split_once(';').unwrap_or((&cookie, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        answer
-    }
-
-    fn cookie_header(&self) -> String {
-        let pairs: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        pairs.join("; ")
-    }
-}
-
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The first CSRF token in a page's forms.
-fn csrf_of(page: &Answer) -> String {
-    let html = page.text();
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a form with a csrf field") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// The `.flash` message of a page, if any.
-fn flash_of(page: &Answer) -> Option<String> {
-    let html = page.text();
-    let start = html.find("class=\"flash ")?;
-    let rest = &html[start..];
-    let text_start = rest.find('>')? + 1;
-    Some(rest[text_start..].split('<').next()?.to_owned())
-}
-
-fn location(answer: &Answer) -> &str {
-    answer.header("location")
-}
 
 #[tokio::test]
 async fn pages_carry_security_headers_and_require_sign_in() {
@@ -205,7 +90,7 @@ async fn sign_in_sets_a_safe_cookie_and_a_new_session() {
     assert_eq!(profile.status, StatusCode::OK);
     assert!(profile.text().contains("<h1>alice</h1>"));
 
-    let https = TestApp::with(|c| c.public_url = "https://auth.example.test".into());
+    let https = TestApp::with(|c| c.public_url = Some("https://auth.example.test".into()));
     let mut visitor = Visitor::new(&https);
     let answer = visitor.login("alice", ALICE_PASSWORD).await;
     assert!(answer.set_cookies().iter().all(|c| c.contains("; Secure")));

@@ -33,7 +33,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         realm = %config.realm(),
         service = %config.service,
         issuer = %config.issuer,
-        kid = %state.keys.signer.kid,
+        kid = %state.keys().signer.kid,
         "portcullis is serving"
     );
 
@@ -105,6 +105,11 @@ fn hourly(state: &AppState) -> Result<(), StoreError> {
             audit.pruned = events,
             "old records removed"
         );
+    }
+    match state.renew_keys_if_due(time::OffsetDateTime::now_utc()) {
+        Ok(true) => info!(kid = %state.keys().signer.kid, "signing certificate renewed"),
+        Ok(false) => {}
+        Err(e) => error!(error = %e, "renewing the signing certificate failed"),
     }
     for token in state.store.newly_expired(now)? {
         let target = format!("{}/{}", token.user, token.name);

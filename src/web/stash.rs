@@ -14,6 +14,8 @@ const TTL: Duration = Duration::from_secs(600);
 /// A created token waiting to be shown once.
 pub struct Created {
     pub name: String,
+    /// Whose token it is: the visitor, or a service account an admin issued it for.
+    pub owner: String,
     pub secret: TokenSecret,
 }
 
@@ -47,6 +49,7 @@ mod tests {
         let now = Instant::now();
         let created = || Created {
             name: "t".into(),
+            owner: "alice".into(),
             secret: TokenSecret::generate(SecretKind::AppToken),
         };
         stash.put([1; 32], created(), now);

@@ -215,7 +215,7 @@ async fn issue(
         at(now),
         config.token_ttl,
     );
-    let token = jwt::sign(&state.keys.signer, &claims).map_err(|e| {
+    let token = jwt::sign(&state.keys().signer, &claims).map_err(|e| {
         error!(error = %e, "signing a token failed");
         ApiError::internal()
     })?;

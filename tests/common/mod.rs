@@ -16,6 +16,7 @@ pub mod portcullis;
 pub mod process;
 pub mod registry;
 pub mod skopeo;
+pub mod visitor;
 pub mod workdir;
 
 use std::ffi::OsString;

@@ -38,6 +38,7 @@ pub fn page(title: &str, chrome: Chrome<'_>, content: Markup) -> Markup {
                         }
                         @if let (Some(user), Some(csrf)) = (chrome.user, chrome.csrf) {
                             nav.account aria-label="Account" {
+                                @if user.admin { a #admin-link href="/admin/users" { "Admin" } }
                                 span { span.who-label { "Signed in as " } strong { (user.name) } }
                                 form #logout-form method="post" action="/logout" {
                                     input type="hidden" name="csrf" value=(csrf);

@@ -1,7 +1,8 @@
 //! The web UI: sign-in, the profile page with application tokens and docker
-//! logins, password change. Server-rendered with maud; works without
-//! JavaScript. Application tokens are never accepted here.
+//! logins, password change, and the admin pages. Server-rendered with maud;
+//! works without JavaScript. Application tokens are never accepted here.
 
+mod admin;
 mod layout;
 mod login;
 mod profile;
@@ -32,6 +33,7 @@ pub fn routes() -> Router<SharedState> {
             get(tokens::confirm_remove).post(tokens::remove),
         )
         .route("/logins/{id}/revoke", post(tokens::revoke_login))
+        .merge(admin::routes())
 }
 
 /// An error shown as a page.

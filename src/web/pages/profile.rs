@@ -172,7 +172,7 @@ fn create_card(form: &CreateForm, at_limit: bool, limit: usize, csrf: &str) -> M
             h2 #create-heading { "Create new token" }
             @if at_limit {
                 p.flash.error #limit-reached {
-                    "You have " (limit) " tokens, the most allowed. Remove one you no longer use to create another."
+                    "You have " (limit) (if limit == 1 { " token" } else { " tokens" }) ", the most allowed. Remove one you no longer use to create another."
                 }
             }
             (field_error(errors, "form"))

@@ -34,13 +34,7 @@ pub async fn create(
         repositories: form.get("repositories").unwrap_or_default().to_owned(),
         errors: Errors::new(),
     };
-    let repositories: Vec<String> = values
-        .repositories
-        .split([',', ' ', '\n', '\r'])
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let repositories = Some(repositories);
+    let repositories = Some(parse_repositories(&values.repositories));
 
     let name = validate_token_name(&values.name).map_err(|e| ("name", e.to_string()));
     let access =
@@ -75,7 +69,8 @@ pub async fn create(
                     ManageError::Store(StoreError::LimitReached(limit)) => (
                         "form",
                         format!(
-                            "You already have {limit} tokens, the most allowed. Remove one first."
+                            "You already have {limit} token{}, the most allowed. Remove one first.",
+                            if limit == 1 { "" } else { "s" }
                         ),
                     ),
                     other => return Err(PageError::internal(other)),
@@ -93,14 +88,24 @@ pub async fn create(
 
     let created = Created {
         name: token.name,
+        owner: user,
         secret,
     };
     state.secrets.put(signed_in.hash, created, Instant::now());
     Ok(Redirect::to("/tokens/created").into_response())
 }
 
+/// The create form's repository patterns: separated by commas, spaces or lines.
+pub(super) fn parse_repositories(field: &str) -> Vec<String> {
+    field
+        .split([',', ' ', '\n', '\r'])
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The create form's expiry choice.
-fn parse_expiry(choice: &str, date: &str) -> Result<Expiry, (&'static str, String)> {
+pub(super) fn parse_expiry(choice: &str, date: &str) -> Result<Expiry, (&'static str, String)> {
     match choice {
         "never" => Ok(Expiry::Never),
         "30" => Ok(Expiry::InDays(30)),
@@ -144,7 +149,8 @@ fn reshow(
     )
 }
 
-/// `GET /tokens/created`: the secret, exactly once.
+/// `GET /tokens/created`: the secret, exactly once. A token an admin issued
+/// for a service account names that account, and "Done" leads back to it.
 pub async fn created(
     State(state): State<SharedState>,
     mut signed_in: SignedIn,
@@ -163,8 +169,14 @@ pub async fn created(
     let login = format!(
         "docker login {} -u {}",
         state.config.registry_host(),
-        user.name
+        created.owner
     );
+    let own = created.owner == user.name;
+    let done = if own {
+        "/".to_owned()
+    } else {
+        format!("/admin/users/{}", created.owner)
+    };
     let chrome = Chrome {
         user: Some(user),
         csrf: Some(&signed_in.session.csrf),
@@ -172,7 +184,11 @@ pub async fn created(
     };
     let content = html! {
         section.card {
-            h1 { "Token “" (created.name) "” created" }
+            h1 {
+                "Token “" (created.name) "” "
+                @if !own { "for " (created.owner) " " }
+                "created"
+            }
             p { strong { "Copy the secret now: it cannot be shown again." } " Portcullis keeps only a hash of it." }
             div.secret {
                 code #token-secret { (created.secret.expose()) }
@@ -183,7 +199,7 @@ pub async fn created(
                 code #docker-login { (login) }
                 button .secondary type="button" data-copy="docker-login" hidden { "Copy" }
             }
-            p { a #back-to-profile .button href="/" { "Done" } }
+            p { a #back-to-profile .button href=(done) { "Done" } }
         }
     };
     let mut response = page("Token created", chrome, content).into_response();
