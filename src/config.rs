@@ -14,6 +14,9 @@ use crate::registry::rules::{RuleConfig, RuleError, Rules};
 /// File read when `PORTCULLIS_CONFIG` is not set; absent is fine.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 
+/// Suffix of the environment variables that name a file holding a value.
+const FILE_SUFFIX: &str = "_file";
+
 /// Shortest token lifetime a registry tolerates without clock-skew trouble.
 pub const MIN_TOKEN_TTL: u64 = 60;
 
@@ -109,6 +112,8 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Load(Box<figment::Error>),
+    #[error("invalid configuration: {variable}: {problem}")]
+    File { variable: String, problem: String },
     #[error("the configuration file {0} named by PORTCULLIS_CONFIG does not exist")]
     MissingFile(PathBuf),
     #[error("invalid configuration: `{key}` {problem}")]
@@ -126,14 +131,43 @@ impl Config {
             Some(named) => named,
             None => PathBuf::from(DEFAULT_CONFIG_FILE),
         };
-        Self::from_figment(Self::figment(&file))
+        Self::from_figment(Self::figment(&file).merge(Self::file_values()?))
     }
 
     /// The provider chain, exposed so tests can layer their own values.
     pub fn figment(file: &Path) -> Figment {
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("PORTCULLIS_").ignore(&["config"]).split("__"))
+            .merge(
+                Env::prefixed("PORTCULLIS_")
+                    .ignore(&["config"])
+                    .filter(|key| !key.as_str().to_ascii_lowercase().ends_with(FILE_SUFFIX)),
+            )
+    }
+
+    /// Values from `PORTCULLIS_<KEY>_FILE` variables: the named file's
+    /// contents, without a final newline, as the string value of `<key>`.
+    /// This is how Docker and Kubernetes hand secrets over.
+    fn file_values() -> Result<Figment, ConfigError> {
+        let mut figment = Figment::new();
+        for (name, path) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let Some(key) = name
+                .strip_prefix("PORTCULLIS_")
+                .and_then(|k| k.strip_suffix("_FILE"))
+            else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            let contents = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                variable: name.to_owned(),
+                problem: e.to_string(),
+            })?;
+            let value = contents.strip_suffix('\n').unwrap_or(&contents);
+            let value = value.strip_suffix('\r').unwrap_or(value).to_owned();
+            figment = figment.merge(Serialized::default(&key, value));
+        }
+        Ok(figment)
     }
 
     /// Extracts and validates a configuration from any figment.
@@ -236,6 +270,26 @@ mod tests {
             assert_eq!(config.service, "from-file");
             assert_eq!(config.token_ttl, 300);
             assert_eq!(config.token_limit, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_variants_read_secrets_from_files() {
+        Jail::expect_with(|jail| {
+            jail.create_file("secret", "s3cret value\n")?;
+            let path = jail.directory().join("secret");
+            jail.set_env("PORTCULLIS_ADMIN_PASSWORD_FILE", path.display());
+            let figment =
+                Config::figment(Path::new("none.toml")).merge(Config::file_values().unwrap());
+            let config = Config::from_figment(figment).unwrap();
+            assert_eq!(config.admin_password.as_deref(), Some("s3cret value"));
+            jail.set_env("PORTCULLIS_ADMIN_PASSWORD_FILE", "/no/such/file");
+            let err = Config::file_values().unwrap_err();
+            assert!(
+                err.to_string().contains("PORTCULLIS_ADMIN_PASSWORD_FILE"),
+                "{err}"
+            );
             Ok(())
         });
     }

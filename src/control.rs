@@ -121,14 +121,16 @@ pub enum Response {
 pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
     let audit = audit_entry(&request);
     let response = run_request(manager, request, now);
-    if let (Some((action, target)), false) = (audit, matches!(response, Response::Failed { .. })) {
+    if let (Some((action, target, detail)), false) =
+        (audit, matches!(response, Response::Failed { .. }))
+    {
         let event = AuditEvent {
             at: now,
             actor: "cli".into(),
             action: action.into(),
             target,
             addr: None,
-            detail: None,
+            detail,
         };
         if let Err(e) = manager.store().append_audit(&[event]) {
             tracing::error!(error = %e, "writing the audit log failed");
@@ -137,9 +139,9 @@ pub fn execute(manager: &Manager, request: Request, now: i64) -> Response {
     response
 }
 
-/// The audit action and target of a request that changes something.
-fn audit_entry(request: &Request) -> Option<(&'static str, String)> {
-    Some(match request {
+/// The audit action, target and detail of a request that changes something.
+fn audit_entry(request: &Request) -> Option<(&'static str, String, Option<String>)> {
+    let (action, target) = match request {
         Request::UserAdd { name, .. } => ("user.created", name.clone()),
         Request::ServiceAccountAdd { name } => ("user.created", name.clone()),
         Request::UserPasswd { name, .. } => ("user.password_changed", name.clone()),
@@ -150,19 +152,23 @@ fn audit_entry(request: &Request) -> Option<(&'static str, String)> {
         Request::TokenRevoke { user, name } => ("token.revoked", format!("{user}/{name}")),
         Request::GroupAdd { name } => ("group.created", name.clone()),
         Request::GroupDelete { name } => ("group.deleted", name.clone()),
+        // The member is the target, so the event shows up under their name.
         Request::GroupMembership {
             group,
             user,
-            member: true,
-        } => ("group.member_added", format!("{user} in {group}")),
-        Request::GroupMembership {
-            group,
-            user,
-            member: false,
-        } => ("group.member_removed", format!("{user} in {group}")),
+            member,
+        } => {
+            let action = if *member {
+                "group.member_added"
+            } else {
+                "group.member_removed"
+            };
+            return Some((action, user.clone(), Some(format!("group {group}"))));
+        }
         Request::UserList | Request::TokenList { .. } | Request::GroupList => return None,
         Request::PolicyExplain { .. } | Request::AuditList { .. } => return None,
-    })
+    };
+    Some((action, target, None))
 }
 
 fn run_request(manager: &Manager, request: Request, now: i64) -> Response {

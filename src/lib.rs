@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod manage;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod store;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub manager: Manager,
     /// Who may do what, from the configured rules.
     pub policy: Arc<registry::policy::Policy>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: metrics::Metrics,
     /// Audit events waiting to be written.
     pub audit: audit::Audit,
     /// Secrets of just-created tokens, waiting to be shown once.
@@ -71,6 +74,7 @@ impl AppState {
             manager,
             policy,
             audit,
+            metrics: metrics::Metrics::default(),
             secrets: web::stash::SecretStash::default(),
         })
     }

@@ -1,5 +1,6 @@
 //! The web UI in a real headless Chromium: a user signs in, creates an application token, uses
-//! it with skopeo against a real registry, removes it again and signs out.
+//! it with skopeo against a real registry, removes it again and signs out; and the initial admin
+//! creates a user and a service account, issues the service account a token and revokes it.
 //!
 //! Needs `chromium` and `chromium-driver` besides `docker-registry` and `skopeo`
 //! (`apt-get install chromium chromium-driver docker-registry skopeo`); the test fails, rather
@@ -13,9 +14,12 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use common::browser::{Browser, DESKTOP, MOBILE};
 use common::oci::{OciImage, manifest_digest_in_layout};
-use common::portcullis::Portcullis;
+use common::portcullis::{ADMIN_PASSWORD, Portcullis};
 use common::registry::Registry;
 use common::skopeo::{Auth, Skopeo, expect_refused};
 use common::workdir::WorkDir;
@@ -67,6 +71,143 @@ async fn web_ui_creates_and_removes_a_token_the_registry_honours() {
     stack.sign_out().await;
 
     stack.finish().await;
+}
+
+/// Issue 4: the initial admin creates a user and a service account, issues the service account
+/// a token that the token endpoint honours, and revokes it. No registry is needed: the token
+/// endpoint is asked directly.
+#[tokio::test]
+async fn admin_creates_accounts_and_revokes_a_service_account_token() {
+    let work = WorkDir::new("portcullis-browser-admin-");
+    let portcullis = Arc::new(Portcullis::start(&work.subdir("portcullis"), false).await);
+    let browser = Browser::start(&work.subdir("browser"), server_log(&portcullis)).await;
+    let url = |path: &str| format!("{}{path}", portcullis.url());
+
+    step("A1. the initial admin signs in and follows the Admin link");
+    browser.goto(&url("/login")).await;
+    browser.fill("input#username[name=username]", "admin").await;
+    browser
+        .fill("input#password[name=password]", ADMIN_PASSWORD)
+        .await;
+    browser.click_and_wait("button#login-submit").await;
+    browser.expect_path("/", "after the admin signs in").await;
+    browser.click_and_wait("a#admin-link").await;
+    browser
+        .expect_path("/admin/users", "after following the Admin link")
+        .await;
+
+    step("A2. create the user carol and the service account ci-deployer");
+    browser.fill("input#new-user-name", "carol").await;
+    browser
+        .fill("input#new-user-password", "carol-first-password")
+        .await;
+    browser.click_and_wait("button#create-user-submit").await;
+    browser
+        .expect_path("/admin/users/carol", "after creating carol")
+        .await;
+    browser.expect_text(".flash.success", "carol").await;
+    browser.goto(&url("/admin/users")).await;
+    browser.fill("input#new-service-name", "ci-deployer").await;
+    browser.click_and_wait("button#create-service-submit").await;
+    browser
+        .expect_path("/admin/users/ci-deployer", "after creating ci-deployer")
+        .await;
+    browser
+        .expect_text("#account-kind", "service account")
+        .await;
+
+    browser.goto(&url("/admin/users")).await;
+    browser
+        .expect_text("#users tr[data-user=\"carol\"]", "person")
+        .await;
+    browser
+        .expect_text("#users tr[data-user=\"ci-deployer\"]", "service")
+        .await;
+    screenshot(&browser, "admin-users.png").await;
+
+    step("A3. issue ci-deployer a push token; its secret shows once");
+    browser
+        .click_and_wait("#users tr[data-user=\"ci-deployer\"] a.user-link")
+        .await;
+    browser
+        .expect_path("/admin/users/ci-deployer", "open the service account")
+        .await;
+    browser.fill("input#token-name[name=name]", "ci").await;
+    browser
+        .select("select#token-access[name=access]", "push")
+        .await;
+    browser
+        .select("select#token-expiry[name=expiry]", "30")
+        .await;
+    browser.click_and_wait("button#issue-token-submit").await;
+    browser
+        .expect_path("/tokens/created", "after issuing a token")
+        .await;
+    let secret = browser.text("code#token-secret").await.trim().to_owned();
+    if !secret.starts_with("pcl_") || secret.contains(char::is_whitespace) {
+        let message = format!("`#token-secret` must show one pcl_… secret, not {secret:?}");
+        browser.fail(&message).await;
+    }
+    browser
+        .expect_text("code#docker-login", "-u ci-deployer")
+        .await;
+
+    step("A4. the token endpoint accepts the secret for ci-deployer");
+    let (status, body) = token_request(&portcullis.url(), "ci-deployer", &secret).await;
+    assert_eq!(status, 200, "the issued token must be accepted: {body}");
+    let claims = jwt_claims(&body);
+    assert_eq!(claims["sub"], "ci-deployer", "{claims}");
+
+    step("A5. revoke the token on the account page; the next token request is refused");
+    browser.click_and_wait("a#back-to-profile").await;
+    browser
+        .expect_path("/admin/users/ci-deployer", "after Done")
+        .await;
+    let row = "#admin-tokens tr[data-token-name=\"ci\"]";
+    browser.find(row).await;
+    artifact(&browser, "admin-service-account.png").await;
+    browser
+        .click_and_wait(&format!("{row} button.revoke-token"))
+        .await;
+    browser
+        .expect_path("/admin/users/ci-deployer", "after revoking")
+        .await;
+    browser.expect_text(".flash.success", "revoked").await;
+    if browser.exists(row).await {
+        browser.fail("the revoked token is still listed").await;
+    }
+    let (status, body) = token_request(&portcullis.url(), "ci-deployer", &secret).await;
+    assert_eq!(status, 401, "a revoked token must be refused: {body}");
+
+    step("A6. the audit log shows what the admin did");
+    browser.goto(&url("/admin/audit")).await;
+    browser
+        .expect_text("#audit-events tr[data-action=\"token.revoked\"]", "admin")
+        .await;
+    artifact(&browser, "admin-audit.png").await;
+
+    browser.close().await;
+}
+
+/// `GET /v2/token?service=registry` with Basic credentials: the status and the body.
+async fn token_request(base: &str, user: &str, secret: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/v2/token?service=registry"))
+        .basic_auth(user, Some(secret))
+        .send()
+        .await
+        .expect("ask the token endpoint");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or_default();
+    (status, body)
+}
+
+/// The claims of the JWT in a token response (no signature check: only `sub` matters here).
+fn jwt_claims(body: &serde_json::Value) -> serde_json::Value {
+    let token = body["token"].as_str().expect("a token in the response");
+    let payload = token.split('.').nth(1).expect("a JWT payload");
+    let json = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&json).expect("JSON claims")
 }
 
 /// Portcullis, a registry that trusts it, skopeo with a test image, and a browser.
@@ -287,19 +428,30 @@ impl Stack {
     /// A screenshot kept as a test artifact, and copied for the README when
     /// `UPDATE_SCREENSHOTS` is set.
     async fn screenshot(&self, name: &str) {
-        let mut dirs = vec![artifact_dir()];
-        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
-            dirs.push(manifest_dir().join("docs/screenshots"));
-        }
-        let path = self.browser.screenshot(name, &dirs).await;
-        eprintln!("   screenshot {}", path.display());
+        screenshot(&self.browser, name).await;
     }
 
     /// A screenshot kept only as a test artifact.
     async fn artifact(&self, name: &str) {
-        let path = self.browser.screenshot(name, &[artifact_dir()]).await;
-        eprintln!("   screenshot {}", path.display());
+        artifact(&self.browser, name).await;
     }
+}
+
+/// A screenshot kept as a test artifact, and copied for the README when `UPDATE_SCREENSHOTS` is
+/// set.
+async fn screenshot(browser: &Browser, name: &str) {
+    let mut dirs = vec![artifact_dir()];
+    if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        dirs.push(manifest_dir().join("docs/screenshots"));
+    }
+    let path = browser.screenshot(name, &dirs).await;
+    eprintln!("   screenshot {}", path.display());
+}
+
+/// A screenshot kept only as a test artifact.
+async fn artifact(browser: &Browser, name: &str) {
+    let path = browser.screenshot(name, &[artifact_dir()]).await;
+    eprintln!("   screenshot {}", path.display());
 }
 
 /// The table row listing the token `name`.

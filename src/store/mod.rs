@@ -157,6 +157,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many users, application tokens and sessions there are; cheap
+    /// (redb keeps table lengths).
+    pub fn counts(&self) -> Result<(u64, u64, u64)> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read()?;
+        let users = txn.open_table(USERS)?.len()?;
+        let tokens = txn.open_table(TOKENS)?.len()?;
+        let sessions = txn.open_table(SESSIONS)?.len()?;
+        Ok((users, tokens, sessions))
+    }
+
     /// A random per-installation key, for MACs that must not be guessable.
     pub fn server_secret(&self) -> Result<[u8; 32]> {
         let txn = self.db.begin_read()?;

@@ -4,6 +4,7 @@
 mod assets;
 mod error;
 mod form;
+mod health;
 mod pages;
 pub mod session;
 pub mod stash;
@@ -35,8 +36,18 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The full router.
 pub fn router(state: SharedState) -> Router {
     Router::new()
-        .route("/v2/token", get(token::get).post(token::post))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/v2/token",
+            get(token::get)
+                .post(token::post)
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&state),
+                    token::measure,
+                )),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/assets/{name}", get(assets::serve))
         .merge(pages::routes())
         .fallback(pages::not_found)

@@ -19,6 +19,7 @@ use super::form::Form;
 use super::{ApiError, ClientAddr, SharedState};
 use crate::auth::{AuthError, Identity, Now, Via};
 use crate::manage::validate_user_name;
+use crate::metrics::TokenOutcome;
 use crate::registry::jwt::{self, Claims};
 use crate::registry::policy::Grant;
 use crate::registry::scope::{Action, Scope, parse_scopes};
@@ -167,10 +168,12 @@ async fn issue(
     let principal = identity.as_ref().map(Identity::principal);
     let user = principal.as_ref().map_or("", |p| p.name.as_str());
     let mut granted = Vec::with_capacity(request.scopes.len());
+    let mut outcome = TokenOutcome::Granted;
     for asked in &request.scopes {
         let grant = state.policy.grant(principal.as_ref(), asked);
         audit_rule_denial(state, user, asked, &grant, addr);
         if grant.granted.actions != asked.actions {
+            outcome = TokenOutcome::Reduced;
             debug!(user, scope.requested = %asked, scope.granted = %grant.granted,
                 reasons = %grant.reasons.join("; "), "scope reduced by policy");
         }
@@ -240,7 +243,29 @@ async fn issue(
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(outcome);
     Ok(response)
+}
+
+/// Times every token request and counts it by outcome (see [`TokenOutcome`]).
+pub async fn measure(
+    State(state): State<SharedState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let outcome = match response.status() {
+        s if s.is_server_error() => TokenOutcome::Error,
+        s if !s.is_success() => TokenOutcome::Refused,
+        _ => response
+            .extensions()
+            .get::<TokenOutcome>()
+            .copied()
+            .unwrap_or(TokenOutcome::Granted),
+    };
+    state.metrics.token_request(outcome, started.elapsed());
+    response
 }
 
 /// Records a push or delete that a rule denied (not merely not allowed).

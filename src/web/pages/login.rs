@@ -74,6 +74,7 @@ pub async fn submit(
             state
                 .audit
                 .record(who, "signin.failure", who, Some(addr), None);
+            state.metrics.sign_in(false);
             if let Some(wait) = state.auth.throttle.fail(username, addr, now.instant) {
                 let flash = Some(error(too_many(wait)));
                 return Ok(render(
@@ -110,6 +111,7 @@ pub async fn submit(
     state
         .audit
         .record(&user.name, "signin.success", &user.name, Some(addr), None);
+    state.metrics.sign_in(true);
 
     let config = &state.config;
     let mut response = Redirect::to("/").into_response();

@@ -41,16 +41,17 @@ pub async fn create(
     signed_in.check_csrf(form.get("csrf"))?;
     let name = form.get("name").unwrap_or_default().trim().to_owned();
 
-    let (status, problem) = match state.manager.add_group(&name, now()) {
-        Ok(_) => (StatusCode::OK, None),
-        Err(ManageError::Invalid(m)) => (StatusCode::UNPROCESSABLE_ENTITY, Some(m)),
-        Err(ManageError::Store(StoreError::Conflict(m))) => (StatusCode::CONFLICT, Some(m)),
+    let problem = match state.manager.add_group(&name, now()) {
+        Ok(_) => None,
+        Err(ManageError::Invalid(m)) => Some((StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Err(ManageError::Store(StoreError::Conflict(m))) => Some((StatusCode::CONFLICT, m)),
         Err(e) => return Err(PageError::internal(e)),
     };
-    if let Some(problem) = problem {
+    if let Some((status, problem)) = problem {
         let errors = vec![("group_name", sentence(&problem))];
         return render(&state, &signed_in, None, &name, &errors, status);
     }
+
     let actor = signed_in.user.name.clone();
     tracing::info!(group = %name, admin = %actor, "group created");
     state
@@ -165,10 +166,11 @@ fn membership(
     };
     let actor = signed_in.user.name.clone();
     tracing::info!(group = %group, user = %user, admin = %actor, action, "group membership changed");
-    let target = format!("{user} in {group}");
+    // The member is the target, so the event shows up under their name.
+    let detail = format!("group {group}");
     state
         .audit
-        .record(&actor, action, &target, Some(addr), None);
+        .record(&actor, action, user, Some(addr), Some(detail));
 
     Ok(done(
         state,

@@ -97,44 +97,17 @@ pub async fn issue(
     };
 
     let repositories = Some(parse_repositories(&values.repositories));
-    let created =
-        state
-            .manager
-            .create_token(&name, &token_name, access, expiry, repositories, now());
+    let manager = &state.manager;
+    let created = manager.create_token(&name, &token_name, access, expiry, repositories, now());
     let (token, secret) = match created {
         Ok(created) => created,
         Err(e) => {
-            let (status, problem) = match e {
-                ManageError::Invalid(m) if m.contains("pattern") => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ("repositories", sentence(&m)),
-                ),
-                ManageError::Invalid(m) => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ("expiry_date", sentence(&m)),
-                ),
-                ManageError::Store(StoreError::Conflict(_)) => (
-                    StatusCode::CONFLICT,
-                    (
-                        "name",
-                        format!("{name} already has a token named “{token_name}”."),
-                    ),
-                ),
-                ManageError::Store(StoreError::LimitReached(limit)) => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    (
-                        "form",
-                        format!(
-                            "{name} already has {limit} tokens, the most allowed. Revoke one first."
-                        ),
-                    ),
-                ),
-                other => return Err(PageError::internal(other)),
-            };
+            let (status, problem) = refusal(e, &name, &token_name)?;
             values.errors.push(problem);
             return reshow(&state, &signed_in, &user, values, status);
         }
     };
+
     let actor = &signed_in.user.name;
     tracing::info!(user = %name, admin = %actor, token.id = %token.id, token.access = token.access.as_str(), "token created");
     let target = format!("{name}/{}", token.name);
@@ -191,6 +164,32 @@ pub async fn revoke(
         message,
         &back,
     ))
+}
+
+/// Why a token could not be issued, as a status and a field error. Anything
+/// else is for the operator.
+fn refusal(
+    error: ManageError,
+    owner: &str,
+    token: &str,
+) -> Result<(StatusCode, (&'static str, String)), PageError> {
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(match error {
+        ManageError::Invalid(m) if m.contains("pattern") => {
+            (unprocessable, ("repositories", sentence(&m)))
+        }
+        ManageError::Invalid(m) => (unprocessable, ("expiry_date", sentence(&m))),
+        ManageError::Store(StoreError::Conflict(_)) => {
+            let message = format!("{owner} already has a token named “{token}”.");
+            (StatusCode::CONFLICT, ("name", message))
+        }
+        ManageError::Store(StoreError::LimitReached(limit)) => {
+            let message =
+                format!("{owner} already has {limit} tokens, the most allowed. Revoke one first.");
+            (unprocessable, ("form", message))
+        }
+        other => return Err(PageError::internal(other)),
+    })
 }
 
 /// The account page again, with the issue form's errors.

@@ -92,13 +92,13 @@ pub async fn create(
             .await
             .map_err(PageError::internal)?
     };
-    let (status, problem) = match created {
-        Ok(_) => (StatusCode::OK, None),
-        Err(ManageError::Invalid(m)) => (StatusCode::UNPROCESSABLE_ENTITY, Some(m)),
-        Err(ManageError::Store(StoreError::Conflict(m))) => (StatusCode::CONFLICT, Some(m)),
+    let problem = match created {
+        Ok(_) => None,
+        Err(ManageError::Invalid(m)) => Some((StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Err(ManageError::Store(StoreError::Conflict(m))) => Some((StatusCode::CONFLICT, m)),
         Err(e) => return Err(PageError::internal(e)),
     };
-    if let Some(problem) = problem {
+    if let Some((status, problem)) = problem {
         new.errors.push((name_field, sentence(&problem)));
         return reshow(&state, &signed_in, &new, status);
     }
