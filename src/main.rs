@@ -57,6 +57,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 if the server on the configured address is ready (for container
+    /// health checks: a minimal image has no curl).
+    Healthcheck,
     /// Print the CA certificate bundle for the registry's `rootcertbundle`.
     Cert,
     /// Print a registry config.yml wired to this server.
@@ -208,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &config,
             Request::PolicyExplain { user, scopes },
         )?),
+        Command::Healthcheck => healthcheck(&config),
         Command::Cert => {
             let keys = load_keys(&config)?;
             print!("{}", keys.ca_pem);
@@ -402,6 +406,50 @@ fn read_password() -> anyhow::Result<String> {
         bail!("no password on standard input");
     }
     Ok(password)
+}
+
+/// Asks the server's `/readyz` over plain HTTP on the listen address (a
+/// wildcard address is reached on loopback).
+fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use std::io::Read;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        let loopback = match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        addr = SocketAddr::new(loopback, addr.port());
+    }
+    let limit = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, limit)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = Vec::new();
+    stream
+        .take(4096)
+        .read_to_end(&mut answer)
+        .context("reading the answer")?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    if status.split(' ').nth(1) == Some("200") {
+        return Ok(());
+    }
+    bail!(
+        "{addr} is not ready: {}",
+        if status.is_empty() {
+            "no answer"
+        } else {
+            status
+        }
+    )
 }
 
 fn load_keys(config: &Config) -> anyhow::Result<keys::Keys> {

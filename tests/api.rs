@@ -638,3 +638,35 @@ async fn token_requests_write_nothing_until_the_batch() {
     assert!(after[0].last_used.is_some());
     assert_eq!(after[0].last_used_addr.as_deref(), Some("0.0.0.0"));
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::new();
+    let plain = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    assert_eq!(app.send(plain("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(app.send(plain("/readyz")).await.status, StatusCode::OK);
+
+    get(
+        &app,
+        "service=registry&scope=repository:alice/app:pull",
+        Some(("alice", ALICE_PASSWORD)),
+    )
+    .await;
+    get(
+        &app,
+        "service=registry&scope=repository:bob/app:pull",
+        Some(("alice", ALICE_PASSWORD)),
+    )
+    .await;
+    get(&app, "service=registry", Some(("alice", "wrong password"))).await;
+    let metrics = app.send(plain("/metrics")).await.text();
+    for line in [
+        "portcullis_token_requests_total{outcome=\"granted\"} 1",
+        "portcullis_token_requests_total{outcome=\"reduced\"} 1",
+        "portcullis_token_requests_total{outcome=\"refused\"} 1",
+        "portcullis_token_request_duration_seconds_count 3",
+        "portcullis_users 3",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+}
