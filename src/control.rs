@@ -19,7 +19,7 @@ use crate::auth::password::Password;
 use crate::config::Config;
 use crate::manage::{Expiry, ManageError, Manager};
 use crate::registry::policy::AccessLevel;
-use crate::store::{AppToken, AuditEvent, AuditFilter, Group, StoreError};
+use crate::store::{AppToken, AuditEvent, AuditFilter, Export, Group, StoreError};
 
 /// File name of the socket inside the data directory.
 pub const SOCKET: &str = "control.sock";
@@ -87,6 +87,22 @@ pub enum Request {
         filter: AuditFilter,
         limit: usize,
     },
+    /// Write a backup of the database and the key files of `data_dir` (the
+    /// directory holding this socket) into the new directory `dest`. Both
+    /// paths are absolute.
+    Backup {
+        data_dir: PathBuf,
+        dest: PathBuf,
+    },
+    /// Everything but sessions, as one JSON document.
+    Export,
+    /// The CLI changed the key files: a running server reloads them.
+    KeysChanged {
+        /// `key.rotated`, `key.ca_staged` or `key.ca_retired`.
+        action: String,
+        /// The new signing key's id.
+        kid: String,
+    },
 }
 
 /// A user as listed, without the password hash.
@@ -113,6 +129,7 @@ pub enum Response {
     Groups { groups: Vec<Group> },
     Lines { lines: Vec<String> },
     Events { events: Vec<AuditEvent> },
+    Export { export: Box<Export> },
     Failed { error: String },
 }
 
@@ -167,6 +184,16 @@ fn audit_entry(request: &Request) -> Option<(&'static str, String, Option<String
         }
         Request::UserList | Request::TokenList { .. } | Request::GroupList => return None,
         Request::PolicyExplain { .. } | Request::AuditList { .. } => return None,
+        Request::Backup { dest, .. } => ("data.backed_up", dest.display().to_string()),
+        Request::Export => ("data.exported", String::new()),
+        Request::KeysChanged { action, kid } => {
+            let action = match action.as_str() {
+                "key.ca_staged" => "key.ca_staged",
+                "key.ca_retired" => "key.ca_retired",
+                _ => "key.rotated",
+            };
+            return Some((action, kid.clone(), None));
+        }
     };
     Some((action, target, None))
 }
@@ -261,13 +288,43 @@ fn run_request(manager: &Manager, request: Request, now: i64) -> Response {
             .audit_events(&filter, limit)
             .map(|events| Response::Events { events })
             .map_err(ManageError::from),
+        Request::KeysChanged { kid, .. } => Ok(done(format!("signing with key {kid}"))),
         Request::PolicyExplain { user, scopes } => manager
             .explain(&user, &scopes)
             .map(|lines| Response::Lines { lines }),
+        Request::Backup { data_dir, dest } => return backup(manager, &data_dir, &dest, now),
+        Request::Export => manager
+            .store()
+            .export(now)
+            .map(|export| Response::Export {
+                export: Box::new(export),
+            })
+            .map_err(ManageError::from),
     };
     result.unwrap_or_else(|e| Response::Failed {
         error: describe(&e),
     })
+}
+
+fn backup(manager: &Manager, data_dir: &Path, dest: &Path, now: i64) -> Response {
+    let now =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    match crate::backup::write(manager.store(), data_dir, dest, now) {
+        Ok(manifest) => {
+            let rows: u64 = manifest.tables.values().sum();
+            tracing::info!(backup.dir = %dest.display(), backup.rows = rows, "backup written");
+            Response::Done {
+                message: format!(
+                    "backup written to {}: {rows} rows, {} files",
+                    dest.display(),
+                    manifest.files.len() + 1
+                ),
+            }
+        }
+        Err(e) => Response::Failed {
+            error: format!("backup failed: {e:#}"),
+        },
+    }
 }
 
 fn describe(error: &ManageError) -> String {
@@ -285,6 +342,7 @@ fn describe(error: &ManageError) -> String {
 pub async fn serve(
     dir: &Path,
     manager: Manager,
+    reload_keys: KeyReload,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let path = dir.join(SOCKET);
@@ -301,8 +359,9 @@ pub async fn serve(
             _ = stopping.changed() => break,
         };
         let manager = Arc::clone(&manager);
+        let reload_keys = Arc::clone(&reload_keys);
         running.spawn(async move {
-            if let Err(e) = handle(stream, manager).await {
+            if let Err(e) = handle(stream, manager, reload_keys).await {
                 tracing::warn!(error = %e, "control connection failed");
             }
         });
@@ -315,7 +374,14 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(stream: tokio::net::UnixStream, manager: Arc<Manager>) -> anyhow::Result<()> {
+/// How the server reloads its keys after the CLI changed the key files.
+pub type KeyReload = Arc<dyn Fn() -> anyhow::Result<()> + Send + Sync>;
+
+async fn handle(
+    stream: tokio::net::UnixStream,
+    manager: Arc<Manager>,
+    reload_keys: KeyReload,
+) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     tokio::io::BufReader::new(read.take(MAX_REQUEST))
@@ -324,7 +390,17 @@ async fn handle(stream: tokio::net::UnixStream, manager: Arc<Manager>) -> anyhow
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            tokio::task::spawn_blocking(move || execute(&manager, request, now)).await?
+            tokio::task::spawn_blocking(move || {
+                if let Request::KeysChanged { .. } = request
+                    && let Err(e) = reload_keys()
+                {
+                    return Response::Failed {
+                        error: format!("reloading the keys failed: {e:#}"),
+                    };
+                }
+                execute(&manager, request, now)
+            })
+            .await?
         }
         Err(e) => Response::Failed {
             error: format!("malformed control request: {e}"),

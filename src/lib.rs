@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod control;
 pub mod manage;
@@ -82,6 +83,15 @@ impl AppState {
     /// The current signing key and certificates.
     pub fn keys(&self) -> Arc<Keys> {
         Arc::clone(&self.keys.read().expect("keys lock"))
+    }
+
+    /// Loads the key files again (after `portcullis key …` changed them) and
+    /// signs with the result from now on.
+    pub fn reload_keys(&self) -> anyhow::Result<()> {
+        let keys = keys::load_or_create(&self.config.data_dir, time::OffsetDateTime::now_utc())?;
+        tracing::info!(kid = %keys.signer.kid, "signing keys reloaded");
+        *self.keys.write().expect("keys lock") = Arc::new(keys);
+        Ok(())
     }
 
     /// Issues a new certificate for the signing key when the current one is

@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 
 use portcullis::config::{Config, LogFormat};
 use portcullis::control::{self, Request, Response};
-use portcullis::registry::keys;
 use portcullis::registry::policy::AccessLevel;
+use portcullis::registry::{keys, rotation};
 use portcullis::store::{AuditEvent, AuditFilter};
 
 /// Token authentication server for private container registries.
@@ -60,6 +60,22 @@ enum Command {
     /// Exit 0 if the server on the configured address is ready (for container
     /// health checks: a minimal image has no curl).
     Healthcheck,
+    /// Write a consistent copy of the database and key files into the new
+    /// directory DIR (works while the server runs).
+    Backup {
+        #[arg(value_name = "DIR")]
+        dest: PathBuf,
+    },
+    /// Print users, groups, tokens, refresh tokens and the audit log as JSON
+    /// (password hashes and token digests included; no web sessions).
+    Export,
+    /// Load a JSON export into an empty database (`-` reads standard input).
+    Import { file: PathBuf },
+    /// Rotate signing keys and replace the CA.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Print a JWKS document of the signing keys (registry 3.x `auth.token.jwks`).
+    Jwks,
     /// Print the CA certificate bundle for the registry's `rootcertbundle`.
     Cert,
     /// Print a registry config.yml wired to this server.
@@ -83,6 +99,20 @@ enum GroupCommand {
     AddMember { group: String, user: String },
     /// Take a user out of a group.
     RemoveMember { group: String, user: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Sign with a new key certified by the current CA (no registry change);
+    /// with --ca, stage a new CA in the bundle instead (step 1 of replacing it).
+    Rotate {
+        #[arg(long)]
+        ca: bool,
+    },
+    /// Switch to the staged CA and drop the old one from the bundle (step 2).
+    Retire,
+    /// List current, staged and retired certificates.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +242,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Request::PolicyExplain { user, scopes },
         )?),
         Command::Healthcheck => healthcheck(&config),
+        Command::Backup { dest } => {
+            let request = Request::Backup {
+                data_dir: std::path::absolute(&config.data_dir)?,
+                dest: std::path::absolute(&dest)?,
+            };
+            print_response(control::run(&config, request)?)
+        }
+        Command::Export => print_response(control::run(&config, Request::Export)?),
+        Command::Import { file } => import(&config, &file),
+        Command::Key(command) => key(&config, command),
+        Command::Jwks => {
+            portcullis::ensure_data_dir(&config)?;
+            let document = rotation::jwks(&config.data_dir, OffsetDateTime::now_utc())?;
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
+        }
         Command::Cert => {
             let keys = load_keys(&config)?;
             print!("{}", keys.ca_pem);
@@ -324,6 +370,10 @@ fn print_response(response: Response) -> anyhow::Result<()> {
             }
         }
         Response::Events { events } => print_events(&events, false)?,
+        Response::Export { export } => {
+            serde_json::to_writer_pretty(&mut out, &export)?;
+            writeln!(out)?;
+        }
         Response::Lines { lines } => {
             for line in lines {
                 writeln!(out, "{line}")?;
@@ -406,6 +456,97 @@ fn read_password() -> anyhow::Result<String> {
         bail!("no password on standard input");
     }
     Ok(password)
+}
+
+fn key(config: &Config, command: KeyCommand) -> anyhow::Result<()> {
+    portcullis::ensure_data_dir(config)?;
+    let (dir, now) = (&config.data_dir, OffsetDateTime::now_utc());
+    let (action, keys) = match command {
+        KeyCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<18} {:<21} {:<21} {:<60} SUBJECT",
+                "ROLE", "NOT BEFORE", "NOT AFTER", "KID"
+            )?;
+            for k in rotation::list(dir)? {
+                let (from, to) = (date(Some(k.not_before)), date(Some(k.not_after)));
+                writeln!(
+                    out,
+                    "{:<18} {from:<21} {to:<21} {:<60} {}",
+                    k.role, k.kid, k.subject
+                )?;
+            }
+            return Ok(());
+        }
+        KeyCommand::Rotate { ca: false } => ("key.rotated", rotation::rotate_signing(dir, now)?),
+        KeyCommand::Rotate { ca: true } => ("key.ca_staged", rotation::stage_ca(dir, now)?),
+        KeyCommand::Retire => ("key.ca_retired", rotation::retire_ca(dir, now)?),
+    };
+    let kid = keys.signer.kid.clone();
+    print_response(control::run(
+        config,
+        Request::KeysChanged {
+            action: action.into(),
+            kid,
+        },
+    )?)?;
+    match action {
+        "key.ca_staged" => eprintln!(
+            "A new CA is staged and in the bundle ({}). Give registries the bundle from \
+             `portcullis cert` and restart them, then run `portcullis key retire`.",
+            keys.ca_path.display()
+        ),
+        "key.ca_retired" => eprintln!(
+            "Signing under the new CA. The bundle ({}) now holds only it: give registries the \
+             new bundle and restart them; tokens signed under the old CA are then refused.",
+            keys.ca_path.display()
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Loads an export into the configured data directory's database, which
+/// must be empty. Runs only on a stopped server: a running one has accounts.
+fn import(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use portcullis::store::{Export, StoreError};
+
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let export: Export = serde_json::from_str(&text).context("reading the export")?;
+
+    let store = match portcullis::open_store(config) {
+        Err(e) if matches!(e.downcast_ref(), Some(StoreError::AlreadyOpen)) => bail!(
+            "the database is in use (is `serve` running?); import only into a new data              directory, before `serve` first runs there"
+        ),
+        other => other?,
+    };
+    store.import(&export)?;
+
+    let summary = format!(
+        "{} users, {} groups, {} tokens, {} refresh tokens, {} audit events from version {}",
+        export.users.len(),
+        export.groups.len(),
+        export.tokens.len(),
+        export.refresh_tokens.len(),
+        export.audit.len(),
+        export.portcullis_version
+    );
+    let event = AuditEvent {
+        at: OffsetDateTime::now_utc().unix_timestamp(),
+        actor: "cli".into(),
+        action: "data.imported".into(),
+        target: String::new(),
+        addr: None,
+        detail: Some(summary.clone()),
+    };
+    store.append_audit(&[event])?;
+    eprintln!("imported {summary}");
+    Ok(())
 }
 
 /// Asks the server's `/readyz` over plain HTTP on the listen address (a

@@ -224,6 +224,98 @@ async fn rules_groups_and_service_accounts_decide_registry_access() {
     }
 }
 
+/// Key rotation with the real registry: a token signed before `key rotate` and one after both
+/// work with no registry restart; replacing the CA by the documented two steps keeps pushes
+/// working throughout, and afterwards tokens signed under the old CA are refused.
+#[tokio::test]
+async fn signing_keys_rotate_and_the_ca_is_replaced_without_downtime() {
+    let mut stack = Stack::start().await;
+    stack.portcullis.add_user("alice", ALICE_PASSWORD).await;
+    let secret = stack
+        .portcullis
+        .create_token("alice", "laptop", "push")
+        .await;
+    let creds = || Auth::Creds {
+        user: "alice",
+        secret: &secret,
+    };
+
+    step("key rotate: tokens from before and after both work, no registry restart");
+    stack
+        .push("alice/app:1", creds())
+        .await
+        .expect_success("push before rotating");
+    let before = stack.bearer(&secret).await;
+    stack.portcullis.cli_ok(&["key", "rotate"], None).await;
+    let after = stack.bearer(&secret).await;
+    assert_ne!(
+        jwt_header(&before)["kid"],
+        jwt_header(&after)["kid"],
+        "a new signing key"
+    );
+    stack
+        .expect_registry_status(&before, 200, "token signed before the rotation")
+        .await;
+    stack
+        .expect_registry_status(&after, 200, "token signed after the rotation")
+        .await;
+    stack
+        .push("alice/app:2", creds())
+        .await
+        .expect_success("push after rotating");
+    let listed = stack.portcullis.cli_ok(&["key", "list"], None).await;
+    assert!(
+        listed.stdout.contains("signing (retired)"),
+        "{}",
+        listed.stdout
+    );
+
+    step("CA step 1: stage a new CA, give registries both, restart them");
+    stack
+        .portcullis
+        .cli_ok(&["key", "rotate", "--ca"], None)
+        .await;
+    let bundle = stack
+        .portcullis
+        .cli_ok(&["cert"], None)
+        .await
+        .stdout
+        .clone();
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "both CAs published"
+    );
+    stack.restart_registry().await;
+    stack
+        .push("alice/app:3", creds())
+        .await
+        .expect_success("push with both CAs trusted");
+    let old_ca = stack.bearer(&secret).await;
+
+    step("CA step 2: switch to the new CA and retire the old one");
+    stack.portcullis.cli_ok(&["key", "retire"], None).await;
+    stack
+        .push("alice/app:4", creds())
+        .await
+        .expect_success("push signed under the new CA");
+    let new_ca = stack.bearer(&secret).await;
+    stack
+        .expect_registry_status(&old_ca, 200, "old-CA token while both are trusted")
+        .await;
+    stack.restart_registry().await;
+    stack
+        .push("alice/app:5", creds())
+        .await
+        .expect_success("push after dropping the old CA");
+    stack
+        .expect_registry_status(&new_ca, 200, "new-CA token")
+        .await;
+    stack
+        .expect_registry_status(&old_ca, 401, "old-CA token once the old CA is gone")
+        .await;
+}
+
 /// Alice's application tokens, by what they may do.
 struct AliceTokens {
     /// Named `laptop`, access `push`.
@@ -496,6 +588,47 @@ impl Stack {
         path
     }
 
+    /// A registry token for alice, pull and push on alice/app, from the token endpoint.
+    async fn bearer(&self, secret: &str) -> String {
+        let url = format!("{}/v2/token", self.portcullis.url());
+        let query = [
+            ("service", "registry"),
+            ("scope", "repository:alice/app:pull,push"),
+        ];
+        let request = reqwest::Client::new()
+            .get(&url)
+            .query(&query)
+            .basic_auth("alice", Some(secret));
+        let answer: Value = request
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("JSON");
+        answer["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Asks the registry for alice/app's tags with `token` and checks the status.
+    async fn expect_registry_status(&self, token: &str, expected: u16, what: &str) {
+        let url = format!("http://{}/v2/alice/app/tags/list", self.registry.host());
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await;
+        let status = response.expect("registry request").status().as_u16();
+        assert_eq!(status, expected, "{what}\n{}", self.registry.log_tail());
+    }
+
+    /// Starts the registry again on the same storage, with the configuration (and so the
+    /// certificate bundle) portcullis gives now.
+    async fn restart_registry(&mut self) {
+        let config = self.portcullis.registry_config().await;
+        let dir = self._work.subdir("registry");
+        self.registry = Registry::start(&dir, &config, 401).await;
+    }
+
     /// Pushes the test image to `repository_and_tag`.
     async fn push(&self, repository_and_tag: &str, auth: Auth<'_>) -> Finished {
         let remote = self.registry.reference(repository_and_tag);
@@ -589,6 +722,11 @@ fn creds(secret: &str) -> Auth<'_> {
         user: "alice",
         secret,
     }
+}
+
+fn jwt_header(token: &str) -> Value {
+    let header = token.split('.').next().unwrap_or_default();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON")
 }
 
 fn read_json(path: &Path) -> Value {

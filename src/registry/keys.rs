@@ -28,11 +28,16 @@ pub const SIGNING_RENEW_BEFORE: Duration = Duration::days(30);
 /// Certificates start this far in the past to absorb clock skew.
 const BACKDATE: Duration = Duration::hours(1);
 
-const CA_CERT: &str = "ca.crt";
-const CA_KEY: &str = "ca.key";
-const SIGNING_CERT: &str = "signing.crt";
-const SIGNING_KEY: &str = "signing.key";
+pub(super) const CA_CERT: &str = "ca.crt";
+pub(super) const CA_KEY: &str = "ca.key";
+pub(super) const SIGNING_CERT: &str = "signing.crt";
+pub(super) const SIGNING_KEY: &str = "signing.key";
 const LOCK: &str = "keys.lock";
+/// The certificates registries trust: the current CA, and a staged next one.
+pub(super) const BUNDLE: &str = "bundle.crt";
+/// A CA staged to replace the current one (see `rotation`).
+pub(super) const NEXT_CA_CERT: &str = "ca-next.crt";
+pub(super) const NEXT_CA_KEY: &str = "ca-next.key";
 
 /// Why keys could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +57,10 @@ pub enum KeyError {
 
 /// The loaded key material: what the server signs with and what it publishes.
 pub struct Keys {
-    /// PEM of the CA certificate: the registry's `rootcertbundle`.
+    /// PEM of the CA certificates registries must trust (the current CA and a
+    /// staged next one): the registry's `rootcertbundle`.
     pub ca_pem: String,
+    /// The file holding `ca_pem`.
     pub ca_path: PathBuf,
     pub signer: Signer,
     /// When the signing certificate stops being valid.
@@ -79,14 +86,26 @@ impl std::fmt::Debug for Signer {
 /// Loads the keys from `dir`, creating whatever is missing. Safe to call from
 /// several processes at once: creation happens under a file lock.
 pub fn load_or_create(dir: &Path, now: OffsetDateTime) -> Result<Keys, KeyError> {
+    let _lock = lock(dir)?;
+    load_locked(dir, now)
+}
+
+/// Takes the key directory's lock; released when the file is dropped.
+pub(super) fn lock(dir: &Path) -> Result<File, KeyError> {
     let lock_path = dir.join(LOCK);
     let lock = File::create(&lock_path).map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
+    Ok(lock)
+}
 
+/// [`load_or_create`] for a caller that holds the lock.
+pub(super) fn load_locked(dir: &Path, now: OffsetDateTime) -> Result<Keys, KeyError> {
     let issuer = load_or_create_ca(dir, now)?;
     let ca_path = dir.join(CA_CERT);
-    let ca_pem = read(&ca_path)?;
-    let ca_der = pem_to_der(&ca_path, &ca_pem)?;
+    let current_pem = read(&ca_path)?;
+    let ca_der = pem_to_der(&ca_path, &current_pem)?;
+    let ca_pem = write_bundle(dir, &current_pem)?;
+    let ca_path = dir.join(BUNDLE);
 
     let signing_key = load_or_create_key(&dir.join(SIGNING_KEY))?;
     let cert_path = dir.join(SIGNING_CERT);
@@ -120,6 +139,26 @@ pub fn load_or_create(dir: &Path, now: OffsetDateTime) -> Result<Keys, KeyError>
     })
 }
 
+/// Writes the bundle registries trust: the current CA, then the staged next
+/// one if there is one. Returns its PEM.
+fn write_bundle(dir: &Path, current_pem: &str) -> Result<String, KeyError> {
+    let mut bundle = current_pem.trim_end().to_owned();
+    bundle.push('\n');
+    match fs::read_to_string(dir.join(NEXT_CA_CERT)) {
+        Ok(next) => {
+            bundle.push_str(next.trim_end());
+            bundle.push('\n');
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&dir.join(NEXT_CA_CERT))(e)),
+    }
+    let path = dir.join(BUNDLE);
+    if fs::read_to_string(&path).ok().as_deref() != Some(bundle.as_str()) {
+        write_atomic(&path, bundle.as_bytes(), 0o644)?;
+    }
+    Ok(bundle)
+}
+
 /// The libtrust key id: SHA-256 of the DER SubjectPublicKeyInfo, first 240
 /// bits, base32 without padding, in twelve `:`-joined groups of four.
 pub fn libtrust_kid(spki_der: &[u8]) -> String {
@@ -129,7 +168,7 @@ pub fn libtrust_kid(spki_der: &[u8]) -> String {
     groups.join(":")
 }
 
-fn load_or_create_ca(
+pub(super) fn load_or_create_ca(
     dir: &Path,
     now: OffsetDateTime,
 ) -> Result<Issuer<'static, KeyPair>, KeyError> {
@@ -151,7 +190,7 @@ fn load_or_create_ca(
     }
 }
 
-fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
+pub(super) fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = DistinguishedName::new();
     params
@@ -165,7 +204,7 @@ fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
     Ok(params)
 }
 
-fn signing_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
+pub(super) fn signing_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.distinguished_name = DistinguishedName::new();
     params
@@ -186,7 +225,7 @@ fn random_serial() -> rcgen::SerialNumber {
     rcgen::SerialNumber::from_slice(&bytes)
 }
 
-fn load_or_create_key(path: &Path) -> Result<KeyPair, KeyError> {
+pub(super) fn load_or_create_key(path: &Path) -> Result<KeyPair, KeyError> {
     match fs::read_to_string(path) {
         Ok(pem) => KeyPair::from_pem(&pem).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
@@ -201,7 +240,7 @@ fn load_or_create_key(path: &Path) -> Result<KeyPair, KeyError> {
     }
 }
 
-fn cert_not_after(path: &Path, der: &[u8]) -> Result<OffsetDateTime, KeyError> {
+pub(super) fn cert_not_after(path: &Path, der: &[u8]) -> Result<OffsetDateTime, KeyError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| KeyError::Invalid {
         path: path.to_owned(),
         problem: e.to_string(),
@@ -209,7 +248,7 @@ fn cert_not_after(path: &Path, der: &[u8]) -> Result<OffsetDateTime, KeyError> {
     Ok(cert.validity().not_after.to_datetime())
 }
 
-fn pem_to_der(path: &Path, pem: &str) -> Result<Vec<u8>, KeyError> {
+pub(super) fn pem_to_der(path: &Path, pem: &str) -> Result<Vec<u8>, KeyError> {
     let (_, parsed) =
         x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
@@ -218,7 +257,7 @@ fn pem_to_der(path: &Path, pem: &str) -> Result<Vec<u8>, KeyError> {
     Ok(parsed.contents)
 }
 
-fn read(path: &Path) -> Result<String, KeyError> {
+pub(super) fn read(path: &Path) -> Result<String, KeyError> {
     fs::read_to_string(path).map_err(io(path))
 }
 
@@ -245,7 +284,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), KeyEr
     result.map_err(io(path))
 }
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
+pub(super) fn io(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io {
         path: path.to_owned(),
         source,

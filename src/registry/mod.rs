@@ -4,5 +4,6 @@
 pub mod jwt;
 pub mod keys;
 pub mod policy;
+pub mod rotation;
 pub mod rules;
 pub mod scope;

@@ -42,8 +42,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let dir = config.data_dir.clone();
         let manager = state.manager.clone();
         let stopping = stopping.clone();
+        let reload_state = Arc::clone(&state);
+        let reload: control::KeyReload = Arc::new(move || reload_state.reload_keys());
         async move {
-            if let Err(e) = control::serve(&dir, manager, stopping).await {
+            if let Err(e) = control::serve(&dir, manager, reload, stopping).await {
                 error!(error = %e, "the control socket stopped; CLI commands will fail while serve runs");
             }
         }

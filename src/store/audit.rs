@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AUDIT, AUDIT_BY_USER, META, Result, Store, decode, encode, index_key};
 
-const SEQUENCE_KEY: &str = "audit_sequence";
+pub(super) const SEQUENCE_KEY: &str = "audit_sequence";
 
 /// One recorded event.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// The users this event concerns: the actor and the user in the target.
-    fn users(&self) -> Vec<&str> {
+    pub(super) fn users(&self) -> Vec<&str> {
         let target_user = self.target.split('/').next().unwrap_or_default();
         let mut users = vec![self.actor.as_str(), target_user];
         users.retain(|u| !u.is_empty() && *u != "cli");

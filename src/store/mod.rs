@@ -5,6 +5,8 @@
 //! migration; the schema version in `meta` guards changes that need one.
 
 mod audit;
+mod backup;
+mod export;
 mod groups;
 mod refresh;
 mod sessions;
@@ -18,6 +20,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use audit::{AuditEvent, AuditFilter};
+pub use export::{EXPORT_FORMAT, Export, ExportedRefresh, ExportedToken};
 pub use groups::Group;
 pub use refresh::RefreshToken;
 pub use sessions::{Flash, FlashKind, Session};
@@ -50,6 +53,33 @@ const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 /// `user \0 hex(session hash)` → session hash: ending a user's sessions.
 const SESSIONS_BY_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_by_user");
+
+/// A table definition of any key and value type the store uses, so that
+/// whole-store operations (backup) can treat every table alike.
+#[derive(Clone, Copy)]
+pub(crate) enum AnyTable {
+    StrBytes(TableDefinition<'static, &'static str, &'static [u8]>),
+    BytesBytes(TableDefinition<'static, &'static [u8], &'static [u8]>),
+    U64Bytes(TableDefinition<'static, u64, &'static [u8]>),
+    StrU64(TableDefinition<'static, &'static str, u64>),
+}
+
+/// Every table in the database. A backup copies exactly these; a test checks
+/// that the list matches the tables a fresh store has, so a new table cannot
+/// be left out.
+pub(crate) const ALL_TABLES: [AnyTable; 11] = [
+    AnyTable::StrBytes(META),
+    AnyTable::StrBytes(USERS),
+    AnyTable::BytesBytes(TOKENS),
+    AnyTable::StrBytes(TOKEN_NAMES),
+    AnyTable::BytesBytes(REFRESH),
+    AnyTable::StrBytes(REFRESH_BY_USER),
+    AnyTable::U64Bytes(AUDIT),
+    AnyTable::StrU64(AUDIT_BY_USER),
+    AnyTable::StrBytes(GROUPS),
+    AnyTable::BytesBytes(SESSIONS),
+    AnyTable::StrBytes(SESSIONS_BY_USER),
+];
 
 const SCHEMA_KEY: &str = "schema_version";
 const SECRET_KEY: &str = "server_secret";

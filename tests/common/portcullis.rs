@@ -2,7 +2,7 @@
 //! test's directory, and the CLI calls (`user …`, `token …`, `registry-config`) that manage it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::command::{self, Finished};
@@ -21,6 +21,10 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `serve` gets to shut down after SIGTERM before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// The data directory's name inside the directory a server is started in; a test can fill it
+/// (with a restored backup, say) before [`Portcullis::start`].
+pub const DATA_DIR: &str = "portcullis-data";
+
 /// Password of the initial `admin` account.
 pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 
@@ -37,18 +41,24 @@ pub struct Portcullis {
 impl Portcullis {
     /// Starts a fresh server whose data, logs and working directory are under `dir`.
     pub async fn start(dir: &Path, tokens_only: bool) -> Portcullis {
-        let data_dir = dir.join("portcullis-data");
+        let mut portcullis = Portcullis::stopped(dir, tokens_only);
+        portcullis.spawn_server().await;
+        portcullis
+    }
+
+    /// Like [`Portcullis::start`] but without starting the server, for CLI calls on a stopped
+    /// one; [`Portcullis::restart`] starts it.
+    pub fn stopped(dir: &Path, tokens_only: bool) -> Portcullis {
+        let data_dir = dir.join(DATA_DIR);
         std::fs::create_dir_all(&data_dir).expect("create the portcullis data directory");
-        let mut portcullis = Portcullis {
+        Portcullis {
             dir: dir.to_owned(),
             data_dir,
             port: free_port(),
             tokens_only,
             starts: 0,
             server: None,
-        };
-        portcullis.spawn_server().await;
-        portcullis
+        }
     }
 
     /// Stops the server (SIGTERM) and starts it again on the same port and data directory, so
@@ -59,6 +69,25 @@ impl Portcullis {
         }
         self.tokens_only = tokens_only;
         self.spawn_server().await;
+    }
+
+    /// Sends the server SIGTERM without waiting, so a test can watch it shut down.
+    pub fn send_sigterm(&self) {
+        self.server
+            .as_ref()
+            .expect("portcullis is running")
+            .send_sigterm();
+    }
+
+    /// Waits up to `limit` for the server to exit (after [`Portcullis::send_sigterm`]) and
+    /// returns its status and log; [`Portcullis::restart`] then starts a new one. Fails the
+    /// test, with the log, if it is still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> (ExitStatus, String) {
+        let mut server = self.server.take().expect("portcullis is running");
+        match server.wait_for_exit(limit) {
+            Some(status) => (status, server.log_tail()),
+            None => panic!("portcullis did not exit within {limit:?}"),
+        }
     }
 
     /// `http://127.0.0.1:PORT`, the public URL the server was given.

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Lines of a server's log shown when a test fails.
@@ -67,13 +67,32 @@ impl ChildGuard {
         }
     }
 
-    /// Stops the process the way an operator would (SIGTERM), then SIGKILL after `grace`.
-    pub fn terminate(mut self, grace: Duration) {
+    /// Sends SIGTERM and returns at once, for tests that act while the process shuts down.
+    pub fn send_sigterm(&self) {
         // std offers only SIGKILL; `kill` from procps/coreutils sends SIGTERM without adding
         // a libc dependency to the tests.
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child process") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the process the way an operator would (SIGTERM), then SIGKILL after `grace`.
+    pub fn terminate(mut self, grace: Duration) {
+        self.send_sigterm();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
