@@ -57,6 +57,13 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// At most this many audit events are kept; the oldest go first.
     pub audit_max_events: u64,
+    /// PEM certificate chain to serve HTTPS with (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// and `X-Forwarded-Proto` headers are believed.
+    pub trusted_proxies: Vec<String>,
     /// Give every user pull, push and delete under their own name (the
     /// built-in rule "own namespace").
     pub own_namespace: bool,
@@ -98,6 +105,9 @@ impl Default for Config {
             registry_host: None,
             audit_retention_days: 90,
             audit_max_events: 100_000,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
             own_namespace: true,
             rules: Vec::new(),
             admin_password: None,
@@ -209,6 +219,15 @@ impl Config {
             );
         }
         self.policy()?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return invalid("tls_cert", "and `tls_key` must be given together");
+        }
+        if let Err(bad) = self.proxy_networks() {
+            return invalid(
+                "trusted_proxies",
+                &format!("holds {bad:?}, not an address or CIDR range"),
+            );
+        }
         if self.session_idle_ttl == 0 || self.session_max_ttl < self.session_idle_ttl {
             return invalid(
                 "session_max_ttl",
@@ -216,6 +235,20 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The trusted proxies as networks; a plain address is a one-address
+    /// network. `Err` names the first entry that is neither.
+    pub fn proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| entry.clone())
+            })
+            .collect()
     }
 
     /// The access policy the rules describe.
@@ -292,6 +325,33 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn tls_and_proxies_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTCULLIS_TLS_CERT", "/etc/cert.pem");
+            let err = Config::from_figment(Config::figment(Path::new("none.toml"))).unwrap_err();
+            assert!(err.to_string().contains("tls_key"), "{err}");
+            jail.create_file(
+                "p.toml",
+                "trusted_proxies = [\"127.0.0.1\", \"10.1.0.0/16\"]\n",
+            )?;
+            jail.set_env("PORTCULLIS_TLS_CERT", "");
+            let config = Config::from_figment(Config::figment(Path::new("p.toml")));
+            assert!(config.is_err(), "an empty tls_cert is still a tls_cert");
+            Ok(())
+        });
+        let config = Config {
+            trusted_proxies: vec!["127.0.0.1".into(), "fd00::/8".into()],
+            ..Config::default()
+        };
+        assert_eq!(config.proxy_networks().unwrap().len(), 2);
+        let bad = Config {
+            trusted_proxies: vec!["proxy.local".into()],
+            ..Config::default()
+        };
+        assert_eq!(bad.proxy_networks().unwrap_err(), "proxy.local");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct AppState {
     pub manager: Manager,
     /// Who may do what, from the configured rules.
     pub policy: Arc<registry::policy::Policy>,
+    /// Reverse proxies whose forwarding headers are believed.
+    pub proxies: Vec<ipnet::IpNet>,
     /// Counters and histograms for `/metrics`.
     pub metrics: metrics::Metrics,
     /// Audit events waiting to be written.
@@ -53,6 +55,9 @@ impl AppState {
     /// CA, the signing key and the initial admin account.
     pub fn open(config: Config) -> anyhow::Result<AppState> {
         let policy = Arc::new(config.policy()?);
+        let proxies = config
+            .proxy_networks()
+            .map_err(|bad| anyhow::anyhow!("trusted proxy {bad:?}"))?;
         let store = Arc::new(open_store(&config)?);
         let now = Now::real();
         let keys = keys::load_or_create(&config.data_dir, time::OffsetDateTime::now_utc())?;
@@ -76,6 +81,7 @@ impl AppState {
             policy,
             audit,
             metrics: metrics::Metrics::default(),
+            proxies,
             secrets: web::stash::SecretStash::default(),
         })
     }

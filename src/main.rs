@@ -549,6 +549,10 @@ fn import(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A plain or TLS connection.
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
 /// Asks the server's `/readyz` over plain HTTP on the listen address (a
 /// wildcard address is reached on loopback).
 fn healthcheck(config: &Config) -> anyhow::Result<()> {
@@ -565,10 +569,19 @@ fn healthcheck(config: &Config) -> anyhow::Result<()> {
         addr = SocketAddr::new(loopback, addr.port());
     }
     let limit = Duration::from_secs(5);
-    let mut stream = TcpStream::connect_timeout(&addr, limit)
+    let tcp = TcpStream::connect_timeout(&addr, limit)
         .with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
+    tcp.set_read_timeout(Some(limit))?;
+    tcp.set_write_timeout(Some(limit))?;
+    let mut stream: Box<dyn ReadWrite> = match &config.tls_cert {
+        None => Box::new(tcp),
+        Some(cert) => {
+            let tls = portcullis::server::tls::pinned_client_config(cert)?;
+            let name = rustls::pki_types::ServerName::try_from("localhost")?;
+            let connection = rustls::ClientConnection::new(tls, name)?;
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
     write!(
         stream,
         "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"

@@ -670,3 +670,24 @@ async fn health_readiness_and_metrics() {
         assert!(metrics.contains(line), "missing {line}:\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_trusted_proxies() {
+    // In-process requests have no socket peer and count as 0.0.0.0.
+    let behind_proxy = TestApp::with(|c| c.trusted_proxies = vec!["0.0.0.0".into()]);
+    let direct = TestApp::new();
+    for (app, expected) in [(&behind_proxy, "192.0.2.7"), (&direct, "0.0.0.0")] {
+        let token = app.token("alice", "t", AccessLevel::Pull);
+        let request = Request::get("/v2/token?service=registry")
+            .header(header::AUTHORIZATION, basic_header("alice", &token))
+            .header("x-forwarded-for", "192.0.2.7")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.send(request).await.status, StatusCode::OK);
+        app.state.flush_usage().unwrap();
+        let used = app.state.store.tokens_of("alice").unwrap()[0]
+            .last_used_addr
+            .clone();
+        assert_eq!(used.as_deref(), Some(expected));
+    }
+}

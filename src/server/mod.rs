@@ -2,6 +2,7 @@
 //! writer of last-used times and audit events, and an orderly shutdown.
 
 mod http;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +57,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
 
-    http::serve(listener, web::router(Arc::clone(&state)), stopping).await;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            cert, key,
+        )?)),
+        _ => None,
+    };
+    http::serve(listener, web::router(Arc::clone(&state)), tls, stopping).await;
 
     info!("shutting down: finishing CLI requests, writing last-used times and audit events");
     let _ = control.await;

@@ -89,20 +89,122 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The client's address: the socket peer. Requests built in tests have none
-/// and count as `0.0.0.0`.
+/// The client's address: the socket peer, or, when the peer is a trusted
+/// proxy, the last address in `X-Forwarded-For` that is not a trusted proxy.
+/// Requests built in tests have no peer and count as `0.0.0.0`.
 pub struct ClientAddr(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<SharedState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Ok(ClientAddr(
-            peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientAddr(client_addr(
+            peer,
+            &parts.headers,
+            &state.proxies,
+        )))
+    }
+}
+
+/// Whether cookies must carry `Secure`: the public URL is https, or a
+/// trusted proxy says the client came over https.
+pub struct Https(pub bool);
+
+impl FromRequestParts<SharedState> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let trusted = peer.is_some_and(|ip| state.proxies.iter().any(|net| net.contains(&ip)));
+        Ok(Https(
+            state.config.is_https() || forwarded_https(trusted, &parts.headers),
         ))
+    }
+}
+
+/// Walks `X-Forwarded-For` from the right while the hop is a trusted proxy.
+pub fn client_addr(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    proxies: &[ipnet::IpNet],
+) -> IpAddr {
+    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // A hop that is not an address ends what can be believed.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
+/// Whether the request reached the first trusted proxy over HTTPS.
+pub fn forwarded_https(peer_trusted: bool, headers: &axum::http::HeaderMap) -> bool {
+    peer_trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .next()
+                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+            })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "203.0.113.9, 127.0.0.5".parse().unwrap());
+        assert_eq!(
+            client_addr(ip("127.0.0.1"), &headers, &proxies),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_addr(ip("198.51.100.7"), &headers, &proxies),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_addr(ip("127.0.0.1"), &headers, &[]), ip("127.0.0.1"));
+        headers.insert("x-forwarded-for", "203.0.113.9, garbage".parse().unwrap());
+        assert_eq!(
+            client_addr(ip("127.0.0.1"), &headers, &proxies),
+            ip("127.0.0.1")
+        );
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert!(forwarded_https(true, &headers));
+        assert!(!forwarded_https(false, &headers));
     }
 }

@@ -13,7 +13,6 @@ use subtle::ConstantTimeEq;
 
 use super::SharedState;
 use super::pages::PageError;
-use crate::config::Config;
 use crate::store::{Flash, FlashKind, Session, User};
 
 /// Cookie holding the session id.
@@ -140,13 +139,13 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// A `Set-Cookie` value: HttpOnly, SameSite, Secure on https. `max_age` of
 /// zero deletes the cookie.
 pub fn set_cookie(
-    config: &Config,
+    https: bool,
     name: &str,
     value: &str,
     max_age: u64,
     same_site: &str,
 ) -> HeaderValue {
-    let secure = if config.is_https() { "; Secure" } else { "" };
+    let secure = if https { "; Secure" } else { "" };
     let cookie = format!(
         "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
     );

@@ -14,7 +14,7 @@ use crate::store::{Flash, FlashKind, Session};
 use crate::web::session::{
     LOGIN_COOKIE, SESSION_COOKIE, SignedIn, check_csrf, cookie, random_id, session_hash, set_cookie,
 };
-use crate::web::{ClientAddr, SharedState};
+use crate::web::{ClientAddr, Https, SharedState};
 
 /// Lifetime of the sign-in form's CSRF cookie, in seconds.
 const LOGIN_FORM_TTL: u64 = 3600;
@@ -27,7 +27,7 @@ pub struct LoginQuery {
 
 /// `GET /login`.
 pub async fn show(
-    State(state): State<SharedState>,
+    Https(https): Https,
     signed_in: Option<SignedIn>,
     Query(query): Query<LoginQuery>,
 ) -> Response {
@@ -38,12 +38,13 @@ pub async fn show(
         kind: FlashKind::Success,
         message: "You are signed out.".to_owned(),
     });
-    render(&state, StatusCode::OK, "", flash)
+    render(https, StatusCode::OK, "", flash)
 }
 
 /// `POST /login`.
 pub async fn submit(
     State(state): State<SharedState>,
+    Https(https): Https,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     PageForm(form): PageForm,
@@ -59,7 +60,7 @@ pub async fn submit(
     if let Some(wait) = state.auth.throttle.blocked_for(username, addr, now.instant) {
         let flash = Some(error(too_many(wait)));
         return Ok(render(
-            &state,
+            https,
             StatusCode::TOO_MANY_REQUESTS,
             username,
             flash,
@@ -78,14 +79,14 @@ pub async fn submit(
             if let Some(wait) = state.auth.throttle.fail(username, addr, now.instant) {
                 let flash = Some(error(too_many(wait)));
                 return Ok(render(
-                    &state,
+                    https,
                     StatusCode::TOO_MANY_REQUESTS,
                     username,
                     flash,
                 ));
             }
             let flash = Some(error(INVALID.to_owned()));
-            return Ok(render(&state, StatusCode::UNAUTHORIZED, username, flash));
+            return Ok(render(https, StatusCode::UNAUTHORIZED, username, flash));
         }
         Err(e) => return Err(PageError::internal(e)),
     };
@@ -113,16 +114,21 @@ pub async fn submit(
         .record(&user.name, "signin.success", &user.name, Some(addr), None);
     state.metrics.sign_in(true);
 
-    let config = &state.config;
     let mut response = Redirect::to("/").into_response();
     let cookies = response.headers_mut();
     cookies.append(
         header::SET_COOKIE,
-        set_cookie(config, SESSION_COOKIE, &id, config.session_max_ttl, "Lax"),
+        set_cookie(
+            https,
+            SESSION_COOKIE,
+            &id,
+            state.config.session_max_ttl,
+            "Lax",
+        ),
     );
     cookies.append(
         header::SET_COOKIE,
-        set_cookie(config, LOGIN_COOKIE, "", 0, "Strict"),
+        set_cookie(https, LOGIN_COOKIE, "", 0, "Strict"),
     );
     Ok(response)
 }
@@ -130,6 +136,7 @@ pub async fn submit(
 /// `POST /logout`.
 pub async fn logout(
     State(state): State<SharedState>,
+    Https(https): Https,
     signed_in: SignedIn,
     PageForm(form): PageForm,
 ) -> Result<Response, PageError> {
@@ -140,7 +147,7 @@ pub async fn logout(
         .map_err(PageError::internal)?;
     tracing::info!(user = %signed_in.user.name, "signed out");
     let mut response = Redirect::to("/login?signed_out=1").into_response();
-    let cleared = set_cookie(&state.config, SESSION_COOKIE, "", 0, "Lax");
+    let cleared = set_cookie(https, SESSION_COOKIE, "", 0, "Lax");
     response.headers_mut().append(header::SET_COOKIE, cleared);
     Ok(response)
 }
@@ -170,12 +177,7 @@ fn error(message: String) -> Flash {
 }
 
 /// The sign-in page with a fresh form token in a cookie.
-fn render(
-    state: &SharedState,
-    status: StatusCode,
-    username: &str,
-    flash: Option<Flash>,
-) -> Response {
+fn render(https: bool, status: StatusCode, username: &str, flash: Option<Flash>) -> Response {
     let csrf = random_id();
     let chrome = Chrome {
         flash: flash.as_ref(),
@@ -183,7 +185,7 @@ fn render(
     };
     let body = page("Sign in", chrome, form(username, &csrf));
     let mut response = (status, body).into_response();
-    let cookie = set_cookie(&state.config, LOGIN_COOKIE, &csrf, LOGIN_FORM_TTL, "Strict");
+    let cookie = set_cookie(https, LOGIN_COOKIE, &csrf, LOGIN_FORM_TTL, "Strict");
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
 }
