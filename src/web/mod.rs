@@ -101,17 +101,21 @@ impl FromRequestParts<SharedState> for ClientAddr {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let peer = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer = peer(parts).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         Ok(ClientAddr(client_addr(
             peer,
             &parts.headers,
             &state.proxies,
         )))
     }
+}
+
+/// The socket peer's address, if the request came over a socket.
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// Whether cookies must carry `Secure`: the public URL is https, or a
@@ -125,11 +129,8 @@ impl FromRequestParts<SharedState> for Https {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let trusted = peer.is_some_and(|ip| state.proxies.iter().any(|net| net.contains(&ip)));
+        let trusted =
+            peer(parts).is_some_and(|ip| state.proxies.iter().any(|net| net.contains(&ip)));
         Ok(Https(
             state.config.is_https() || forwarded_https(trusted, &parts.headers),
         ))

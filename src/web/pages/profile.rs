@@ -156,6 +156,36 @@ pub fn access_label(level: &str) -> &'static str {
 }
 
 fn create_card(form: &CreateForm, at_limit: bool, limit: usize, csrf: &str) -> Markup {
+    let noun = if limit == 1 { "token" } else { "tokens" };
+    html! {
+        section.card aria-labelledby="create-heading" {
+            h2 #create-heading { "Create new token" }
+            @if at_limit {
+                p.flash.error #limit-reached {
+                    "You have " (limit) " " (noun) ", the most allowed. Remove one you no longer use to create another."
+                }
+            }
+            (field_error(&form.errors, "form"))
+            form #create-token-form method="post" action="/tokens" {
+                input type="hidden" name="csrf" value=(csrf);
+                fieldset disabled[at_limit] {
+                    (token_fields(form, "e.g. laptop", "e.g. alice/app, alice/tools/*", "you"))
+                    button #create-token-submit type="submit" { "Create token" }
+                }
+            }
+        }
+    }
+}
+
+/// The fields of a token form (name, access, expiry, repository limit),
+/// shared by the profile page and the admin pages. `who` is whose access an
+/// empty limit means: "you", "the account".
+pub(crate) fn token_fields(
+    form: &CreateForm,
+    name_example: &str,
+    limit_example: &str,
+    who: &str,
+) -> Markup {
     let errors = &form.errors;
     let access = if form.access.is_empty() {
         "pull"
@@ -168,62 +198,50 @@ fn create_card(form: &CreateForm, at_limit: bool, limit: usize, csrf: &str) -> M
         form.expiry.as_str()
     };
     html! {
-        section.card aria-labelledby="create-heading" {
-            h2 #create-heading { "Create new token" }
-            @if at_limit {
-                p.flash.error #limit-reached {
-                    "You have " (limit) (if limit == 1 { " token" } else { " tokens" }) ", the most allowed. Remove one you no longer use to create another."
-                }
+        div.row {
+            div.field {
+                label for="token-name" { "Name" }
+                input #token-name type="text" name="name" value=(form.name) maxlength="64" required
+                    placeholder=(name_example) aria-invalid=(invalid(errors, "name"))
+                    aria-describedby="name-error";
+                (field_error(errors, "name"))
             }
-            (field_error(errors, "form"))
-            form #create-token-form method="post" action="/tokens" {
-                input type="hidden" name="csrf" value=(csrf);
-                fieldset disabled[at_limit] {
-                    div.row {
-                        div.field {
-                            label for="token-name" { "Name" }
-                            input #token-name type="text" name="name" value=(form.name) maxlength="64" required
-                                placeholder="e.g. laptop" aria-invalid=(invalid(errors, "name"))
-                                aria-describedby="name-error";
-                            (field_error(errors, "name"))
-                        }
-                        div.field {
-                            label for="token-access" { "Access" }
-                            select #token-access name="access" aria-invalid=(invalid(errors, "access")) {
-                                @for (value, label) in [("pull", "pull"), ("push", "pull + push"), ("delete", "pull + push + delete")] {
-                                    option value=(value) selected[access == value] { (label) }
-                                }
-                            }
-                            (field_error(errors, "access"))
-                        }
-                        div.field {
-                            label for="token-expiry" { "Expires" }
-                            select #token-expiry name="expiry" aria-invalid=(invalid(errors, "expiry")) {
-                                @for (value, label) in [("never", "never"), ("30", "in 30 days"), ("90", "in 90 days"), ("date", "on a date…")] {
-                                    option value=(value) selected[expiry == value] { (label) }
-                                }
-                            }
-                            (field_error(errors, "expiry"))
-                        }
-                        div.field #expiry-date-field {
-                            label for="token-expiry-date" { "Expiry date (UTC)" }
-                            input #token-expiry-date type="date" name="expiry_date" value=(form.expiry_date)
-                                aria-invalid=(invalid(errors, "expiry_date"));
-                            p.hint { "Used when Expires is “on a date”. The token stops at the end of that day." }
-                            (field_error(errors, "expiry_date"))
-                        }
+            div.field {
+                label for="token-access" { "Access" }
+                select #token-access name="access" aria-invalid=(invalid(errors, "access")) {
+                    @for (value, label) in [("pull", "pull"), ("push", "pull + push"), ("delete", "pull + push + delete")] {
+                        option value=(value) selected[access == value] { (label) }
                     }
-                    div.field {
-                        label for="token-repositories" { "Limit to repositories (optional)" }
-                        input #token-repositories type="text" name="repositories" value=(form.repositories)
-                            placeholder="e.g. alice/app, alice/tools/*" aria-invalid=(invalid(errors, "repositories"))
-                            aria-describedby="repositories-hint";
-                        p.hint #repositories-hint { "Separate patterns with commas; " code { "*" } " matches anything. Empty: every repository you may use." }
-                        (field_error(errors, "repositories"))
-                    }
-                    button #create-token-submit type="submit" { "Create token" }
                 }
+                (field_error(errors, "access"))
             }
+            div.field {
+                label for="token-expiry" { "Expires" }
+                select #token-expiry name="expiry" aria-invalid=(invalid(errors, "expiry")) {
+                    @for (value, label) in [("never", "never"), ("30", "in 30 days"), ("90", "in 90 days"), ("date", "on a date…")] {
+                        option value=(value) selected[expiry == value] { (label) }
+                    }
+                }
+                (field_error(errors, "expiry"))
+            }
+            div.field #expiry-date-field {
+                label for="token-expiry-date" { "Expiry date (UTC)" }
+                input #token-expiry-date type="date" name="expiry_date" value=(form.expiry_date)
+                    aria-invalid=(invalid(errors, "expiry_date"));
+                p.hint { "Used when Expires is “on a date”. The token stops at the end of that day." }
+                (field_error(errors, "expiry_date"))
+            }
+        }
+        div.field {
+            label for="token-repositories" { "Limit to repositories (optional)" }
+            input #token-repositories type="text" name="repositories" value=(form.repositories)
+                placeholder=(limit_example) aria-invalid=(invalid(errors, "repositories"))
+                aria-describedby="repositories-hint";
+            p.hint #repositories-hint {
+                "Separate patterns with commas; " code { "*" } " matches anything. Empty: every repository "
+                (who) " may use."
+            }
+            (field_error(errors, "repositories"))
         }
     }
 }

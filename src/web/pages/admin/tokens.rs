@@ -14,8 +14,8 @@ use super::{Admin, Section, admin_page, done, now, sentence};
 use crate::manage::{ManageError, validate_token_name};
 use crate::registry::policy::AccessLevel;
 use crate::store::{AppToken, FlashKind, StoreError, User};
-use crate::web::pages::layout::{field_error, invalid, maybe_when, when};
-use crate::web::pages::profile::{CreateForm, Errors, access_label};
+use crate::web::pages::layout::{field_error, maybe_when, when};
+use crate::web::pages::profile::{CreateForm, Errors, access_label, token_fields};
 use crate::web::pages::tokens::{parse_expiry, parse_repositories};
 use crate::web::pages::{PageError, PageForm};
 use crate::web::stash::Created;
@@ -286,67 +286,16 @@ fn tokens_table(tokens: &[AppToken], with_owner: bool, from: &str, csrf: &str) -
 }
 
 fn issue_form(user: &User, form: &CreateForm, at_limit: bool, csrf: &str) -> Markup {
-    let errors = &form.errors;
-    let access = if form.access.is_empty() {
-        "pull"
-    } else {
-        form.access.as_str()
-    };
-    let expiry = if form.expiry.is_empty() {
-        "90"
-    } else {
-        form.expiry.as_str()
-    };
     html! {
         h3 #issue-heading { "Issue a token" }
-        (field_error(errors, "form"))
+        (field_error(&form.errors, "form"))
         @if at_limit {
             p.flash.error #limit-reached { "This account has the most tokens allowed. Revoke one to issue another." }
         }
         form #issue-token-form method="post" action=(format!("/admin/users/{}/tokens", user.name)) {
             input type="hidden" name="csrf" value=(csrf);
             fieldset disabled[at_limit] {
-                div.row {
-                    div.field {
-                        label for="token-name" { "Name" }
-                        input #token-name type="text" name="name" value=(form.name) maxlength="64" required
-                            placeholder="e.g. ci" aria-invalid=(invalid(errors, "name")) aria-describedby="name-error";
-                        (field_error(errors, "name"))
-                    }
-                    div.field {
-                        label for="token-access" { "Access" }
-                        select #token-access name="access" aria-invalid=(invalid(errors, "access")) {
-                            @for (value, label) in [("pull", "pull"), ("push", "pull + push"), ("delete", "pull + push + delete")] {
-                                option value=(value) selected[access == value] { (label) }
-                            }
-                        }
-                        (field_error(errors, "access"))
-                    }
-                    div.field {
-                        label for="token-expiry" { "Expires" }
-                        select #token-expiry name="expiry" aria-invalid=(invalid(errors, "expiry")) {
-                            @for (value, label) in [("never", "never"), ("30", "in 30 days"), ("90", "in 90 days"), ("date", "on a date…")] {
-                                option value=(value) selected[expiry == value] { (label) }
-                            }
-                        }
-                        (field_error(errors, "expiry"))
-                    }
-                    div.field #expiry-date-field {
-                        label for="token-expiry-date" { "Expiry date (UTC)" }
-                        input #token-expiry-date type="date" name="expiry_date" value=(form.expiry_date)
-                            aria-invalid=(invalid(errors, "expiry_date"));
-                        p.hint { "Used when Expires is “on a date”. The token stops at the end of that day." }
-                        (field_error(errors, "expiry_date"))
-                    }
-                }
-                div.field {
-                    label for="token-repositories" { "Limit to repositories (optional)" }
-                    input #token-repositories type="text" name="repositories" value=(form.repositories)
-                        placeholder="e.g. public/*, web/site" aria-invalid=(invalid(errors, "repositories"))
-                        aria-describedby="repositories-hint";
-                    p.hint #repositories-hint { "Separate patterns with commas; " code { "*" } " matches anything. Empty: every repository the account may use." }
-                    (field_error(errors, "repositories"))
-                }
+                (token_fields(form, "e.g. ci", "e.g. public/*, web/site", "the account"))
                 button #issue-token-submit type="submit" { "Issue token" }
             }
         }
