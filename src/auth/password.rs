@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier as _,
 use argon2::{Argon2, password_hash::rand_core::OsRng};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use zeroize::Zeroizing;
 
 use super::secret::{SecretKind, TokenSecret};
@@ -96,6 +96,9 @@ pub struct PasswordVerifier {
     limit: Arc<Semaphore>,
     mac_key: [u8; 32],
     remembered: Mutex<HashMap<[u8; 32], Remembered>>,
+    /// Checks under way, so identical requests arriving together (a client
+    /// fetching several tokens at once) share one argon2 run.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
     /// Verified against for unknown users, so they cost the same as known ones.
     decoy_hash: String,
 }
@@ -106,6 +109,7 @@ impl PasswordVerifier {
             limit: Arc::new(Semaphore::new(permits.max(1))),
             mac_key,
             remembered: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             decoy_hash: hash(&Password::new("decoy password for unknown users")),
         }
     }
@@ -126,15 +130,29 @@ impl PasswordVerifier {
             return true;
         }
 
-        let Ok(_permit) = self.limit.acquire().await else {
-            return false;
-        };
         let real = phc.is_some();
-        let phc = phc.unwrap_or(&self.decoy_hash).to_owned();
-        let password = password.clone();
-        let ok = tokio::task::spawn_blocking(move || verify(&password, &phc))
-            .await
-            .unwrap_or(false);
+        let cell = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            Arc::clone(in_flight.entry(key).or_default())
+        };
+        let ok = *cell
+            .get_or_init(|| async {
+                let Ok(_permit) = self.limit.acquire().await else {
+                    return false;
+                };
+                let phc = phc.unwrap_or(&self.decoy_hash).to_owned();
+                let password = password.clone();
+                tokio::task::spawn_blocking(move || verify(&password, &phc))
+                    .await
+                    .unwrap_or(false)
+            })
+            .await;
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                in_flight.remove(&key);
+            }
+        }
 
         if ok && real {
             self.remember(key, epoch, now);
@@ -200,6 +218,25 @@ mod tests {
         assert!(Password::new("pcl_abcdefghijkl").validate_new().is_err());
         assert!(Password::new("x".repeat(1025)).validate_new().is_err());
         assert!(Password::new("long enough").validate_new().is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn identical_checks_at_once_share_one_argon2_run() {
+        let verifier = Arc::new(PasswordVerifier::new([7; 32], 1));
+        let pw = Password::new("correct horse");
+        let phc = hash(&pw);
+        let now = Instant::now();
+        let checks = (0..8).map(|_| {
+            let (verifier, pw, phc) = (Arc::clone(&verifier), pw.clone(), phc.clone());
+            tokio::spawn(async move { verifier.verify("alice", 0, Some(&phc), &pw, now).await })
+        });
+        for check in checks.collect::<Vec<_>>() {
+            assert!(check.await.unwrap());
+        }
+        assert!(
+            verifier.in_flight.lock().unwrap().is_empty(),
+            "nothing left behind"
+        );
     }
 
     #[tokio::test]
