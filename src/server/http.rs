@@ -52,6 +52,17 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
 
+    let spawn = |stream, peer| {
+        spawn_connection(
+            stream,
+            peer,
+            &builder,
+            &router,
+            tls.as_ref(),
+            &graceful,
+            &slots,
+        );
+    };
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -65,27 +76,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
-        spawn_connection(
-            stream,
-            peer,
-            &builder,
-            &router,
-            tls.as_ref(),
-            &graceful,
-            &slots,
-        );
+        spawn(stream, peer);
     }
 
     for (stream, peer) in accept_backlog(listener) {
-        spawn_connection(
-            stream,
-            peer,
-            &builder,
-            &router,
-            tls.as_ref(),
-            &graceful,
-            &slots,
-        );
+        spawn(stream, peer);
     }
     tokio::time::sleep(LINGER).await;
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
