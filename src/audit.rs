@@ -2,9 +2,11 @@
 //! in memory and written in batches by the server's background writer (and
 //! at once by the CLI).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::store::{AuditEvent, Store, StoreError};
 
@@ -12,11 +14,19 @@ use crate::store::{AuditEvent, Store, StoreError};
 /// flood of failed sign-ins cannot exhaust memory.
 const MAX_PENDING: usize = 10_000;
 
+/// Most noisy events (rule denials, failed credentials) one client may
+/// cause per minute.
+const DENIALS_PER_MINUTE: u32 = 10;
+/// Most clients tracked for that limit; the tracker starts over beyond.
+const DENIAL_CLIENTS: usize = 10_000;
+
 /// The audit queue.
 pub struct Audit {
     store: Arc<Store>,
     pending: Mutex<Vec<AuditEvent>>,
     dropped: AtomicU64,
+    /// Noisy events recorded per client in the current minute.
+    denials: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl Audit {
@@ -25,6 +35,7 @@ impl Audit {
             store,
             pending: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
+            denials: Mutex::new(HashMap::new()),
         }
     }
 
@@ -53,6 +64,22 @@ impl Audit {
         pending.push(event);
     }
 
+    /// Whether another event of a kind clients can cause at will (rule
+    /// denials, failed credentials) may be recorded for `client` now: at
+    /// most a few per minute each, so such requests cannot flood the log.
+    pub fn admit_noisy(&self, client: &str, now: Instant) -> bool {
+        let mut denials = self.denials.lock().expect("denials lock");
+        if denials.len() >= DENIAL_CLIENTS {
+            denials.clear();
+        }
+        let (since, count) = denials.entry(client.to_owned()).or_insert((now, 0));
+        if now.duration_since(*since) >= Duration::from_secs(60) {
+            (*since, *count) = (now, 0);
+        }
+        *count += 1;
+        *count <= DENIALS_PER_MINUTE
+    }
+
     /// Writes queued events; on failure they stay queued for the next try.
     pub fn flush(&self) -> Result<(), StoreError> {
         let events = std::mem::take(&mut *self.pending.lock().expect("audit lock"));
@@ -75,6 +102,22 @@ impl Audit {
 mod tests {
     use super::*;
     use crate::store::AuditFilter;
+
+    #[test]
+    fn rule_denials_are_limited_per_client() {
+        let (_dir, store) = crate::store::temp_store();
+        let audit = Audit::new(Arc::new(store));
+        let now = Instant::now();
+        let admitted = (0..50)
+            .filter(|_| audit.admit_noisy("mallory", now))
+            .count();
+        assert_eq!(admitted, DENIALS_PER_MINUTE as usize);
+        assert!(audit.admit_noisy("alice", now), "other clients unaffected");
+        assert!(
+            audit.admit_noisy("mallory", now + Duration::from_secs(61)),
+            "next minute"
+        );
+    }
 
     #[test]
     fn queued_until_flushed() {

@@ -95,8 +95,11 @@ impl AppState {
     /// signs with the result from now on.
     pub fn reload_keys(&self) -> anyhow::Result<()> {
         let keys = keys::load_or_create(&self.config.data_dir, time::OffsetDateTime::now_utc())?;
-        tracing::info!(kid = %keys.signer.kid, "signing keys reloaded");
-        *self.keys.write().expect("keys lock") = Arc::new(keys);
+        let current = self.keys();
+        if keys.signer.x5c != current.signer.x5c || keys.ca_pem != current.ca_pem {
+            tracing::info!(kid = %keys.signer.kid, "signing keys reloaded");
+            *self.keys.write().expect("keys lock") = Arc::new(keys);
+        }
         Ok(())
     }
 

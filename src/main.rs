@@ -401,6 +401,20 @@ fn print_response(response: Response) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Text that came from clients, with control characters escaped so it
+/// cannot forge lines or drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 fn print_events(events: &[AuditEvent], json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for e in events {
@@ -409,17 +423,17 @@ fn print_events(events: &[AuditEvent], json: bool) -> anyhow::Result<()> {
             continue;
         }
         let actor = if e.actor.is_empty() {
-            "-"
+            "-".to_owned()
         } else {
-            e.actor.as_str()
+            printable(&e.actor)
         };
-        let addr = e.addr.as_deref().unwrap_or("-");
-        let detail = e.detail.as_deref().unwrap_or("");
+        let addr = printable(e.addr.as_deref().unwrap_or("-"));
+        let detail = printable(e.detail.as_deref().unwrap_or(""));
+        let (action, target) = (printable(&e.action), printable(&e.target));
         let when = date(Some(e.at));
         writeln!(
             out,
-            "{when}  {actor:<16} {:<22} {:<32} {addr:<15} {detail}",
-            e.action, e.target
+            "{when}  {actor:<16} {action:<22} {target:<32} {addr:<15} {detail}"
         )?;
     }
     Ok(())

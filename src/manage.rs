@@ -7,7 +7,7 @@ use crate::auth::password::{self, Password};
 use crate::auth::secret::{SecretKind, TokenSecret};
 use crate::registry::policy::AccessLevel;
 use crate::registry::policy::{Policy, Principal};
-use crate::registry::rules::check_pattern;
+use crate::registry::rules::{check_pattern, glob};
 use crate::registry::scope::is_path_component;
 use crate::registry::scope::parse_scopes;
 use crate::store::{AppToken, Group, NewToken, Store, StoreError, User};
@@ -188,6 +188,11 @@ impl Manager {
             Some(list) if list.is_empty() => None,
             Some(list) => {
                 for pattern in &list {
+                    if pattern.contains("${") {
+                        return Err(ManageError::Invalid(format!(
+                            "{pattern:?}: a token's repository patterns cannot use placeholders"
+                        )));
+                    }
                     check_pattern(pattern).map_err(ManageError::Invalid)?;
                 }
                 Some(list)
@@ -212,6 +217,17 @@ impl Manager {
     /// is why a group may share its name with a namespace the rules use).
     pub fn add_group(&self, name: &str, now: i64) -> Result<Group> {
         validate_user_name(name)?;
+        // A rule on `${group}-rel/*` would hand this group a user's namespace.
+        let users = self.store.users()?;
+        for pattern in self.policy.rules().group_namespaces() {
+            let namespace = pattern.replace("${group}", name);
+            if let Some(user) = users.iter().find(|u| glob(&namespace, &u.name)) {
+                return Err(ManageError::Invalid(format!(
+                    "a rule would give group {name:?} the namespace of user {:?}",
+                    user.name
+                )));
+            }
+        }
         Ok(self.store.create_group(name, now)?)
     }
 
@@ -270,10 +286,20 @@ impl Manager {
     /// the user would own it. (The store refuses a name used by a group.)
     fn check_new_name(&self, name: &str) -> Result<()> {
         validate_user_name(name)?;
+        let taken = ManageError::Invalid(format!(
+            "{name:?} is a namespace the authorization rules use; choose another name"
+        ));
         if self.policy.rules().reserved_namespaces().contains(name) {
-            return Err(ManageError::Invalid(format!(
-                "{name:?} is a namespace the authorization rules use; choose another name"
-            )));
+            return Err(taken);
+        }
+        let groups = self.store.groups()?;
+        for pattern in self.policy.rules().group_namespaces() {
+            if groups
+                .iter()
+                .any(|g| glob(&pattern.replace("${group}", &g.name), name))
+            {
+                return Err(taken);
+            }
         }
         Ok(())
     }
@@ -393,6 +419,32 @@ mod tests {
         assert!(past.resolve(now).is_err());
         assert!(Expiry::InDays(MAX_EXPIRY_DAYS + 1).resolve(now).is_err());
         assert_eq!(Expiry::Never.resolve(now).unwrap(), None);
+    }
+
+    #[test]
+    fn names_cannot_take_a_namespace_a_rule_gives_a_group() {
+        use crate::registry::rules::{RuleConfig, Rules};
+        let rule = RuleConfig {
+            who: vec!["authenticated".into()],
+            repository: Some("${group}-rel/*".into()),
+            allow: vec!["push".into()],
+            ..RuleConfig::default()
+        };
+        let policy = Arc::new(Policy::new(Rules::new(&[rule], true).unwrap()));
+        let (_dir, store) = crate::store::temp_store();
+        let manager = Manager::new(Arc::new(store), 5, policy);
+        manager.add_group("web", 0).unwrap();
+        let pw = Password::new("long enough");
+        assert!(
+            manager.add_user("web-rel", false, &pw, 0).is_err(),
+            "user after group"
+        );
+        manager.add_user("api-rel", false, &pw, 0).unwrap();
+        assert!(manager.add_group("api", 0).is_err(), "group after user");
+        let limited = Some(vec!["${user}/lib/*".to_owned()]);
+        let token =
+            manager.create_token("api-rel", "t", AccessLevel::Pull, Expiry::Never, limited, 0);
+        assert!(token.is_err(), "no placeholders in token limits");
     }
 
     #[test]

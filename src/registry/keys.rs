@@ -118,7 +118,13 @@ pub(super) fn load_locked(dir: &Path, now: OffsetDateTime) -> Result<Keys, KeyEr
         Some(der) => cert_not_after(&cert_path, der)?,
         None => now,
     };
-    if signing_der.is_none() || not_after - now < SIGNING_RENEW_BEFORE {
+    let fits = match &signing_der {
+        Some(der) => signing_cert_fits(&cert_path, der, &signing_key, &ca_der)?,
+        None => false,
+    };
+    // A missing, ending or mismatched certificate (a rotation cut off half
+    // way) is replaced by one for this key from the current CA.
+    if !fits || not_after - now < SIGNING_RENEW_BEFORE {
         let cert = signing_params(now)?.signed_by(&signing_key, &issuer)?;
         write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)?;
         not_after = now + SIGNING_VALIDITY;
@@ -174,12 +180,18 @@ pub(super) fn load_or_create_ca(
 ) -> Result<Issuer<'static, KeyPair>, KeyError> {
     let key_path = dir.join(CA_KEY);
     let cert_path = dir.join(CA_CERT);
-    let key = load_or_create_key(&key_path)?;
+    let mut key = load_or_create_key(&key_path)?;
     match fs::read_to_string(&cert_path) {
-        Ok(pem) => Issuer::from_ca_cert_pem(&pem, key).map_err(|e| KeyError::Invalid {
-            path: cert_path.clone(),
-            problem: e.to_string(),
-        }),
+        Ok(pem) => {
+            let der = pem_to_der(&cert_path, &pem)?;
+            if !key_matches(&cert_path, &der, &key)? {
+                key = finish_interrupted_switch(dir, &cert_path, &der)?;
+            }
+            Issuer::from_ca_cert_pem(&pem, key).map_err(|e| KeyError::Invalid {
+                path: cert_path.clone(),
+                problem: e.to_string(),
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let params = ca_params(now)?;
             let cert = params.self_signed(&key)?;
@@ -188,6 +200,57 @@ pub(super) fn load_or_create_ca(
         }
         Err(e) => Err(io(&cert_path)(e)),
     }
+}
+
+/// Whether the certificate in `der` is for `key`.
+fn key_matches(path: &Path, der: &[u8], key: &KeyPair) -> Result<bool, KeyError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| KeyError::Invalid {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw())
+}
+
+/// `ca.crt` does not belong to `ca.key`: a CA switch (`key retire`) was cut
+/// off after moving the staged certificate but before its key. Finish it if
+/// the staged key is the certificate's; refuse to go on otherwise.
+fn finish_interrupted_switch(
+    dir: &Path,
+    cert_path: &Path,
+    der: &[u8],
+) -> Result<KeyPair, KeyError> {
+    let staged = dir.join(NEXT_CA_KEY);
+    if staged.exists() {
+        let key = load_or_create_key(&staged)?;
+        if key_matches(cert_path, der, &key)? {
+            fs::rename(&staged, dir.join(CA_KEY)).map_err(io(&staged))?;
+            tracing::warn!("finished a CA switch that was interrupted");
+            return Ok(key);
+        }
+    }
+    Err(KeyError::Invalid {
+        path: cert_path.to_owned(),
+        problem: "the CA certificate does not match ca.key; restore both from a backup".into(),
+    })
+}
+
+/// Whether the signing certificate in `der` is for `key` and was issued by
+/// the CA in `ca_der`.
+fn signing_cert_fits(
+    path: &Path,
+    der: &[u8],
+    key: &KeyPair,
+    ca_der: &[u8],
+) -> Result<bool, KeyError> {
+    let invalid = |e: String| KeyError::Invalid {
+        path: path.to_owned(),
+        problem: e,
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| invalid(e.to_string()))?;
+    let (_, ca) =
+        x509_parser::parse_x509_certificate(ca_der).map_err(|e| invalid(e.to_string()))?;
+    let same_key = cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw();
+    Ok(same_key && cert.verify_signature(Some(ca.public_key())).is_ok())
 }
 
 pub(super) fn ca_params(now: OffsetDateTime) -> Result<CertificateParams, rcgen::Error> {

@@ -76,8 +76,7 @@ pub fn retire_ca(dir: &Path, now: OffsetDateTime) -> Result<Keys, KeyError> {
         });
     }
     let retired = retired_dir(dir)?;
-    let stamp = now.unix_timestamp();
-    move_file(&dir.join(CA_CERT), &retired.join(format!("ca-{stamp}.crt")))?;
+    move_file(&dir.join(CA_CERT), &retired.join(retired_name("ca", now)))?;
     move_file(&next_cert, &dir.join(CA_CERT))?;
     move_file(&dir.join(NEXT_CA_KEY), &dir.join(CA_KEY))?;
     retire_signing(dir, now)?;
@@ -138,8 +137,7 @@ fn retire_signing(dir: &Path, now: OffsetDateTime) -> Result<(), KeyError> {
     let retired = retired_dir(dir)?;
     let cert = dir.join(SIGNING_CERT);
     if cert.exists() {
-        let stamp = now.unix_timestamp();
-        move_file(&cert, &retired.join(format!("signing-{stamp}.crt")))?;
+        move_file(&cert, &retired.join(retired_name("signing", now)))?;
     }
     let key = dir.join(SIGNING_KEY);
     match fs::remove_file(&key) {
@@ -147,6 +145,13 @@ fn retire_signing(dir: &Path, now: OffsetDateTime) -> Result<(), KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(keys::io(&key)(e)),
     }
+}
+
+/// A name no other retired file has: the time, and random bits so that two
+/// rotations in the same instant do not overwrite each other.
+fn retired_name(role: &str, now: OffsetDateTime) -> String {
+    let nonce: u32 = rand::random();
+    format!("{role}-{}-{nonce:08x}.crt", now.unix_timestamp_nanos())
 }
 
 fn jwk(path: &Path, der: &[u8]) -> Result<serde_json::Value, KeyError> {
@@ -250,6 +255,14 @@ mod tests {
                 .len(),
             2
         );
+        rotate_signing(dir.path(), now).unwrap();
+        rotate_signing(dir.path(), now).unwrap();
+        let keys = jwks(dir.path(), now).unwrap();
+        assert_eq!(
+            keys["keys"].as_array().unwrap().len(),
+            4,
+            "rotations at one instant all kept"
+        );
     }
 
     #[test]
@@ -282,5 +295,31 @@ mod tests {
         assert!(!dir.path().join(NEXT_CA_KEY).exists());
         let reloaded = keys::load_or_create(dir.path(), now).unwrap();
         assert_eq!(reloaded.signer.kid, switched.signer.kid);
+    }
+
+    #[test]
+    fn a_cut_off_switch_heals_at_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        keys::load_or_create(dir.path(), now).unwrap();
+        let staged = stage_ca(dir.path(), now).unwrap();
+        // `key retire` killed after moving the certificate, before the key.
+        let retired = retired_dir(dir.path()).unwrap();
+        fs::rename(dir.path().join(CA_CERT), retired.join("ca-cut.crt")).unwrap();
+        fs::rename(dir.path().join(NEXT_CA_CERT), dir.path().join(CA_CERT)).unwrap();
+
+        let healed = keys::load_or_create(dir.path(), now).unwrap();
+        assert!(
+            !dir.path().join(NEXT_CA_KEY).exists(),
+            "the staged key became ca.key"
+        );
+        assert!(staged.ca_pem.contains(healed.ca_pem.trim()));
+        let ca_pem = fs::read_to_string(dir.path().join(CA_CERT)).unwrap();
+        let ca_der = keys::pem_to_der(&dir.path().join(CA_CERT), &ca_pem).unwrap();
+        assert_eq!(
+            STANDARD.decode(&healed.signer.x5c[1]).unwrap(),
+            ca_der,
+            "signed under it"
+        );
     }
 }

@@ -133,6 +133,18 @@ impl Rules {
         decision
     }
 
+    /// First path components that name a group's namespace through
+    /// `${group}` (`${group}-rel` in `${group}-rel/*`), for name checks.
+    pub fn group_namespaces(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .filter_map(|r| match &r.target {
+                Target::Repository(pattern) => pattern.split('/').next(),
+                Target::Catalog => None,
+            })
+            .filter(|first| first.contains("${group}") && !first.contains("${user}"))
+    }
+
     /// The first path components the rules name literally (`library` in
     /// `library/*`): a user or group of that name would collide with them.
     pub fn reserved_namespaces(&self) -> BTreeSet<String> {

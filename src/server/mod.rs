@@ -19,6 +19,9 @@ use crate::{AppState, control, web};
 const TICK: Duration = Duration::from_secs(2);
 /// Last-used times are written every this many ticks (30 s).
 const USAGE_EVERY_TICKS: u64 = 15;
+/// Key files are re-read and the audit log pruned every this many ticks (a
+/// minute).
+const KEYS_EVERY_TICKS: u64 = 30;
 /// Hourly upkeep runs every this many ticks.
 const HOURLY_TICKS: u64 = 1800;
 
@@ -89,6 +92,11 @@ async fn housekeeping(state: Arc<AppState>) {
         tick.tick().await;
         ticks += 1;
         blocking(&state, "writing audit events", |s| s.audit.flush()).await;
+        if ticks.is_multiple_of(KEYS_EVERY_TICKS) {
+            // Picks up key files a CLI command changed but could not announce.
+            blocking(&state, "reloading keys", |s| s.reload_keys()).await;
+            blocking(&state, "pruning the audit log", prune_audit).await;
+        }
         if ticks.is_multiple_of(USAGE_EVERY_TICKS) {
             blocking(&state, "writing last-used times", |s| s.flush_usage()).await;
         }
@@ -127,12 +135,27 @@ fn hourly(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Keeps the audit log within its age and size limits; run every minute so a
+/// burst of events cannot grow the database for long.
+fn prune_audit(state: &AppState) -> Result<(), StoreError> {
+    let config = &state.config;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let retention = now - i64::from(config.audit_retention_days) * 86_400;
+    let pruned = state
+        .store
+        .prune_audit(retention, config.audit_max_events)?;
+    if pruned > 0 {
+        info!(audit.pruned = pruned, "old audit events removed");
+    }
+    Ok(())
+}
+
 /// Runs store work on the blocking pool; failures are logged and retried on
 /// the next round.
-async fn blocking(
+async fn blocking<E: std::fmt::Display + Send + 'static>(
     state: &Arc<AppState>,
     what: &'static str,
-    work: impl FnOnce(&AppState) -> Result<(), StoreError> + Send + 'static,
+    work: impl FnOnce(&AppState) -> Result<(), E> + Send + 'static,
 ) {
     let state = Arc::clone(state);
     match tokio::task::spawn_blocking(move || work(&state)).await {

@@ -16,7 +16,7 @@ use crate::store::AppToken;
 pub const EXPORT_FORMAT: u32 = 1;
 
 /// Everything worth keeping, as one serialisable document.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Export {
     /// [`EXPORT_FORMAT`] of the build that wrote it.
     pub format: u32,
@@ -33,7 +33,7 @@ pub struct Export {
 }
 
 /// An application token with the digest it is found by (hex SHA-256).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExportedToken {
     pub digest: String,
     #[serde(flatten)]
@@ -41,7 +41,7 @@ pub struct ExportedToken {
 }
 
 /// A refresh token with the digest it is found by (hex SHA-256).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExportedRefresh {
     pub digest: String,
     #[serde(flatten)]
@@ -100,6 +100,7 @@ impl Store {
                 data.format
             )));
         }
+        check_names_and_membership(data)?;
         let txn = self.db.begin_write()?;
         {
             let mut users = txn.open_table(USERS)?;
@@ -188,6 +189,60 @@ impl Store {
     }
 }
 
+/// An export is data from outside: names must follow the registry grammar
+/// (a user named `*` would turn `${user}/*` into every repository), appear
+/// once, and group membership must agree on both sides.
+fn check_names_and_membership(data: &Export) -> Result<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let valid = |name: &str| name.len() <= 64 && crate::registry::scope::is_path_component(name);
+    let mut users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for user in &data.users {
+        if !valid(&user.name) {
+            return Err(refused(format!("{:?} is not a valid user name", user.name)));
+        }
+        let groups = user.groups.iter().map(String::as_str).collect();
+        if users.insert(user.name.as_str(), groups).is_some() {
+            return Err(refused(format!("user {} appears twice", user.name)));
+        }
+    }
+    let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for group in &data.groups {
+        if !valid(&group.name) {
+            return Err(refused(format!(
+                "{:?} is not a valid group name",
+                group.name
+            )));
+        }
+        let members = group.members.iter().map(String::as_str).collect();
+        if groups.insert(group.name.as_str(), members).is_some() {
+            return Err(refused(format!("group {} appears twice", group.name)));
+        }
+    }
+    for (user, their_groups) in &users {
+        for group in their_groups {
+            if !groups
+                .get(group)
+                .is_some_and(|members| members.contains(user))
+            {
+                return Err(refused(format!(
+                    "user {user} lists group {group}, which does not list them"
+                )));
+            }
+        }
+    }
+    for (group, members) in &groups {
+        for member in members {
+            if !users.get(member).is_some_and(|g| g.contains(group)) {
+                return Err(refused(format!(
+                    "group {group} lists {member}, who does not list it"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn refused(message: String) -> StoreError {
     StoreError::Conflict(format!("import refused: {message}"))
 }
@@ -261,6 +316,31 @@ mod tests {
         // New events continue the sequence instead of overwriting imported ones.
         fresh.append_audit(&export.audit[..1]).unwrap();
         assert_eq!(fresh.audit_events(&all, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn import_refuses_bad_names_duplicates_and_lopsided_membership() {
+        let (_dir, store) = filled_store();
+        let good = store.export(9).unwrap();
+        let mut cases: Vec<(&str, Export)> = Vec::new();
+        let mut star = good.clone();
+        star.users[0].name = "*".into();
+        cases.push(("valid user name", star));
+        let mut twice = good.clone();
+        twice.groups.push(twice.groups[0].clone());
+        cases.push(("appears twice", twice));
+        let mut lopsided = good.clone();
+        lopsided.groups[0].members.clear();
+        cases.push(("does not list them", lopsided));
+        let mut ghost = good.clone();
+        ghost.groups[0].members.push("ghost".into());
+        cases.push(("does not list it", ghost));
+        for (why, export) in cases {
+            let (_other, fresh) = temp_store();
+            let err = fresh.import(&export).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+            assert!(fresh.users().unwrap().is_empty(), "nothing written");
+        }
     }
 
     #[test]

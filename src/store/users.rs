@@ -32,6 +32,28 @@ pub struct User {
     pub service: bool,
 }
 
+impl User {
+    /// An enabled administrator: someone who can still administer.
+    pub fn is_acting_admin(&self) -> bool {
+        self.admin && !self.disabled
+    }
+}
+
+/// Refuses a change (inside its transaction, so two admins demoting each
+/// other at once cannot both succeed) that would leave no enabled admin.
+fn refuse_if_no_admin_left(users: &redb::Table<&'static str, &'static [u8]>) -> Result<()> {
+    for entry in users.iter()? {
+        let user: User = decode("users", entry?.1.value())?;
+        if user.is_acting_admin() {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Conflict(
+        "this would leave no enabled administrator; make someone else an administrator first"
+            .into(),
+    ))
+}
+
 impl Store {
     /// Creates a user; fails with `Conflict` if the name is taken.
     pub fn create_user(&self, user: &User) -> Result<()> {
@@ -113,8 +135,12 @@ impl Store {
                 Some(v) => decode("users", v.value())?,
                 None => return Err(StoreError::NotFound(format!("user {name}"))),
             };
+            let was_admin = user.is_acting_admin();
             change(&mut user);
             users.insert(name, encode(&user).as_slice())?;
+            if was_admin && !user.is_acting_admin() {
+                refuse_if_no_admin_left(&users)?;
+            }
             user
         };
         txn.commit()?;
@@ -155,6 +181,9 @@ impl Store {
                 return Err(StoreError::NotFound(format!("user {name}")));
             };
             let removed: User = decode("users", &removed)?;
+            if removed.is_acting_admin() {
+                refuse_if_no_admin_left(&users)?;
+            }
             let mut groups = txn.open_table(GROUPS)?;
             for group_name in &removed.groups {
                 let stored = groups.get(group_name.as_str())?.map(|v| v.value().to_vec());
@@ -223,6 +252,22 @@ pub(crate) mod tests {
 
         store.delete_user("alice").unwrap();
         assert_eq!(store.user("alice").unwrap(), None);
+
+        let mut root = user("root");
+        root.admin = true;
+        store.create_user(&root).unwrap();
+        let demote = store.update_user("root", |u| u.admin = false);
+        assert!(
+            matches!(demote, Err(StoreError::Conflict(_))),
+            "the last admin stays"
+        );
+        assert!(store.update_user("root", |u| u.disabled = true).is_err());
+        assert!(store.delete_user("root").is_err());
+        let mut second = user("second");
+        second.admin = true;
+        store.create_user(&second).unwrap();
+        store.update_user("root", |u| u.admin = false).unwrap();
+        assert!(!store.user("root").unwrap().unwrap().admin);
         assert!(matches!(
             store.delete_user("alice"),
             Err(StoreError::NotFound(_))

@@ -156,7 +156,11 @@ pub fn client_addr(
         .collect::<Vec<_>>();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        // A hop may carry a port (`203.0.113.8:4444`, `[2001:db8::1]:443`).
+        let parsed = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()));
+        match parsed {
             Ok(ip) if trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             // A hop that is not an address ends what can be believed.
@@ -199,6 +203,11 @@ mod tests {
             ip("198.51.100.7")
         );
         assert_eq!(client_addr(ip("127.0.0.1"), &headers, &[]), ip("127.0.0.1"));
+        headers.insert("x-forwarded-for", "[2001:db8::1]:443".parse().unwrap());
+        assert_eq!(
+            client_addr(ip("127.0.0.1"), &headers, &proxies),
+            ip("2001:db8::1")
+        );
         headers.insert("x-forwarded-for", "203.0.113.9, garbage".parse().unwrap());
         assert_eq!(
             client_addr(ip("127.0.0.1"), &headers, &proxies),

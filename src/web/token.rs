@@ -169,9 +169,10 @@ async fn issue(
     let user = principal.as_ref().map_or("", |p| p.name.as_str());
     let mut granted = Vec::with_capacity(request.scopes.len());
     let mut outcome = TokenOutcome::Granted;
+    let mut denials = Vec::new();
     for asked in &request.scopes {
         let grant = state.policy.grant(principal.as_ref(), asked);
-        audit_rule_denial(state, user, asked, &grant, addr);
+        denials.extend(rule_denial(asked, &grant));
         if grant.granted.actions != asked.actions {
             outcome = TokenOutcome::Reduced;
             debug!(user, scope.requested = %asked, scope.granted = %grant.granted,
@@ -179,6 +180,7 @@ async fn issue(
         }
         granted.push(grant.granted);
     }
+    audit_rule_denials(state, user, &denials, addr);
 
     let refresh_token = match (&identity, &request.credential) {
         (
@@ -268,25 +270,56 @@ pub async fn measure(
     response
 }
 
-/// Records a push or delete that a rule denied (not merely not allowed).
-fn audit_rule_denial(
-    state: &SharedState,
-    user: &str,
-    asked: &Scope,
-    grant: &Grant,
-    addr: std::net::IpAddr,
-) {
+/// A push or delete (or `*`) in `asked` that a rule denied outright (not
+/// merely not allowed), described for the audit log.
+fn rule_denial(asked: &Scope, grant: &Grant) -> Option<String> {
+    let wants_all = asked.actions.contains(&Action::All);
     let denied: Vec<&str> = [Action::Push, Action::Delete]
         .into_iter()
-        .filter(|a| asked.actions.contains(a) && grant.denied_by_rule.contains(a))
+        .filter(|a| (wants_all || asked.actions.contains(a)) && grant.denied_by_rule.contains(a))
         .map(Action::as_str)
         .collect();
-    if !denied.is_empty() {
-        let detail = format!("{} denied: {}", denied.join(","), grant.reasons.join("; "));
-        state
-            .audit
-            .record(user, "access.denied", &asked.name, Some(addr), Some(detail));
+    (!denied.is_empty()).then(|| format!("{} on {}", denied.join(","), asked.name))
+}
+
+/// Most denied scopes one audit event lists by name.
+const DENIALS_LISTED: usize = 5;
+
+/// One audit event per token request for the pushes and deletes rules
+/// denied, rate-limited per client so a flood of denied requests cannot
+/// flood the log.
+fn audit_rule_denials(state: &SharedState, user: &str, denials: &[String], addr: std::net::IpAddr) {
+    let Some(first) = denials.first() else { return };
+    let who = if user.is_empty() {
+        addr.to_string()
+    } else {
+        user.to_owned()
+    };
+    if !state
+        .audit
+        .admit_noisy(&format!("denied:{who}"), std::time::Instant::now())
+    {
+        return;
     }
+    let mut detail = denials
+        .iter()
+        .take(DENIALS_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if denials.len() > DENIALS_LISTED {
+        detail.push_str(&format!("; and {} more", denials.len() - DENIALS_LISTED));
+    }
+    let target = first
+        .rsplit_once(" on ")
+        .map_or(first.as_str(), |(_, repo)| repo);
+    state.audit.record(
+        user,
+        "access.denied",
+        target,
+        Some(addr),
+        Some(format!("denied by rule: {detail}")),
+    );
 }
 
 /// Turns the request's credential into an identity; `None` when anonymous.
@@ -311,6 +344,21 @@ async fn authenticate(
         Ok(identity) => Ok(Some(identity)),
         Err(AuthError::Rejected(reason)) => {
             warn!(account, client.addr = %addr, reason, "credentials refused");
+            // Throttling bounds how many of these one client can cause.
+            let who = if account.starts_with('<') {
+                ""
+            } else {
+                account
+            };
+            if state
+                .audit
+                .admit_noisy(&format!("failed:{addr}"), std::time::Instant::now())
+            {
+                let detail = format!("token endpoint: {reason}");
+                state
+                    .audit
+                    .record(who, "signin.failure", who, Some(addr), Some(detail));
+            }
             Err(ApiError::unauthorized("invalid credentials"))
         }
         Err(AuthError::PasswordsRefused) => {

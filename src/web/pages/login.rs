@@ -72,9 +72,15 @@ pub async fn submit(
         Err(AuthError::Rejected(reason)) => {
             tracing::warn!(client.addr = %addr, reason, "sign-in refused");
             let who = loggable_name(username);
-            state
+            // Rate-limited per address: failures are the client's to cause.
+            if state
                 .audit
-                .record(who, "signin.failure", who, Some(addr), None);
+                .admit_noisy(&format!("failed:{addr}"), now.instant)
+            {
+                state
+                    .audit
+                    .record(who, "signin.failure", who, Some(addr), None);
+            }
             state.metrics.sign_in(false);
             if let Some(wait) = state.auth.throttle.fail(username, addr, now.instant) {
                 let flash = Some(error(too_many(wait)));

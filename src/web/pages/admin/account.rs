@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use super::{Admin, Section, admin_page, done, sentence};
 use crate::auth::password::Password;
 use crate::manage::ManageError;
-use crate::store::{Flash, FlashKind, User};
+use crate::store::{Flash, FlashKind, StoreError, User};
 use crate::web::pages::layout::{field_error, invalid, when};
 use crate::web::pages::profile::{CreateForm, Errors};
 use crate::web::pages::{PageError, PageForm};
@@ -124,7 +124,7 @@ pub async fn change(
     };
     match changed {
         Ok(_) => {}
-        Err(ManageError::Invalid(m)) => {
+        Err(ManageError::Invalid(m) | ManageError::Store(StoreError::Conflict(m))) => {
             return Ok(done(
                 &state,
                 &mut signed_in,
@@ -294,10 +294,20 @@ pub async fn delete(
     }
 
     let tokens = state.store.tokens_of(&name).map_err(PageError::internal)?;
-    state
-        .manager
-        .delete_user(&name)
-        .map_err(PageError::internal)?;
+    match state.manager.delete_user(&name) {
+        Ok(()) => {}
+        Err(ManageError::Store(StoreError::Conflict(m))) => {
+            let back = format!("/admin/users/{name}");
+            return Ok(done(
+                &state,
+                &mut signed_in,
+                FlashKind::Error,
+                sentence(&m),
+                &back,
+            ));
+        }
+        Err(e) => return Err(PageError::internal(e)),
+    }
     let actor = signed_in.user.name.clone();
     tracing::info!(user = %name, admin = %actor, tokens.removed = tokens.len(), "user deleted");
     let detail = format!("{} application tokens removed", tokens.len());
