@@ -121,14 +121,33 @@ pub fn jwks(dir: &Path, now: OffsetDateTime) -> Result<serde_json::Value, KeyErr
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("signing-"))
     }));
+    // Only keys certified by a CA registries still trust: after `key
+    // retire`, keys of the old CA must stop verifying in JWKS mode too.
+    let mut trusted = Vec::new();
+    for name in [CA_CERT, NEXT_CA_CERT] {
+        let path = dir.join(name);
+        if path.exists() {
+            trusted.push(keys::pem_to_der(&path, &keys::read(&path)?)?);
+        }
+    }
     let mut keys = Vec::new();
     for path in paths {
         let der = keys::pem_to_der(&path, &keys::read(&path)?)?;
-        if keys::cert_not_after(&path, &der)? > now {
+        if keys::cert_not_after(&path, &der)? > now && issued_by_any(&der, &trusted) {
             keys.push(jwk(&path, &der)?);
         }
     }
     Ok(serde_json::json!({ "keys": keys }))
+}
+
+fn issued_by_any(der: &[u8], cas: &[Vec<u8>]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    cas.iter().any(|ca| {
+        x509_parser::parse_x509_certificate(ca)
+            .is_ok_and(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok())
+    })
 }
 
 /// Moves the signing certificate to the retired folder and deletes its
@@ -282,6 +301,12 @@ mod tests {
         assert!(stage_ca(dir.path(), now).is_err(), "one at a time");
 
         let switched = retire_ca(dir.path(), now).unwrap();
+        let published = jwks(dir.path(), now).unwrap();
+        assert_eq!(
+            published["keys"].as_array().unwrap().len(),
+            1,
+            "old-CA keys leave JWKS"
+        );
         assert_eq!(switched.ca_pem.matches("BEGIN CERTIFICATE").count(), 1);
         assert_ne!(
             issuer_of(&switched),
