@@ -120,12 +120,6 @@ impl Store {
         Ok(out)
     }
 
-    /// How many users exist.
-    pub fn user_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(USERS)?.len()?)
-    }
-
     /// Applies `change` to the stored user and saves it, in one transaction.
     pub fn update_user(&self, name: &str, change: impl FnOnce(&mut User)) -> Result<User> {
         let txn = self.db.begin_write()?;
