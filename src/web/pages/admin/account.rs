@@ -222,6 +222,26 @@ pub async fn reset_password(
     ))
 }
 
+/// Nobody deletes their own account here: it would sign them out for good.
+fn refuse_own_deletion(
+    state: &SharedState,
+    signed_in: &mut SignedIn,
+    user: &User,
+) -> Option<Response> {
+    if user.name != signed_in.user.name {
+        return None;
+    }
+    let message = "You cannot delete your own account: ask another administrator.";
+    let back = format!("/admin/users/{}", user.name);
+    Some(done(
+        state,
+        signed_in,
+        FlashKind::Error,
+        message.into(),
+        &back,
+    ))
+}
+
 /// `GET /admin/users/{name}/delete`: asks before deleting.
 pub async fn confirm_delete(
     State(state): State<SharedState>,
@@ -229,16 +249,8 @@ pub async fn confirm_delete(
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
     let user = find_user(&state, &name)?;
-    if user.name == signed_in.user.name {
-        let message = "You cannot delete your own account: ask another administrator.";
-        let back = format!("/admin/users/{name}");
-        return Ok(done(
-            &state,
-            &mut signed_in,
-            FlashKind::Error,
-            message.into(),
-            &back,
-        ));
+    if let Some(refusal) = refuse_own_deletion(&state, &mut signed_in, &user) {
+        return Ok(refusal);
     }
     let tokens = state.store.tokens_of(&name).map_err(PageError::internal)?;
     let logins = state
@@ -281,16 +293,8 @@ pub async fn delete(
     signed_in.check_csrf(form.get("csrf"))?;
 
     let user = find_user(&state, &name)?;
-    if user.name == signed_in.user.name {
-        let message = "You cannot delete your own account: ask another administrator.";
-        let back = format!("/admin/users/{name}");
-        return Ok(done(
-            &state,
-            &mut signed_in,
-            FlashKind::Error,
-            message.into(),
-            &back,
-        ));
+    if let Some(refusal) = refuse_own_deletion(&state, &mut signed_in, &user) {
+        return Ok(refusal);
     }
 
     let tokens = state.store.tokens_of(&name).map_err(PageError::internal)?;
